@@ -1,0 +1,126 @@
+"""API Gateway HTTP API (payload format 2.0) events ⇄ :class:`WebhookRequest`/responses."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+from dmhub_adapter.sources.base import WebhookRequest, WebhookResponse
+
+
+def is_apigw_v2_event(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("version") == "2.0" and "requestContext" in data
+
+
+def request_from_event(event: Mapping[str, Any]) -> WebhookRequest:
+    """Build the request from a v2 event: raw body bytes (base64-decoded when flagged), the
+    raw query string (so signatures see exactly what was sent), lower-cased headers."""
+    context = event.get("requestContext") or {}
+    http = context.get("http") or {}
+    params = event.get("pathParameters") or {}
+    raw_body = event.get("body") or ""
+    if event.get("isBase64Encoded"):
+        try:
+            body = base64.b64decode(raw_body, validate=True)
+        except ValueError:
+            body = b""
+    else:
+        body = raw_body.encode("utf-8")
+    raw_query = event.get("rawQueryString") or ""
+    query: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query.setdefault(name, value)
+    if not raw_query and event.get("queryStringParameters"):
+        query = {k: str(v).split(",")[0] for k, v in event["queryStringParameters"].items()}
+    headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
+    epoch_ms = context.get("timeEpoch")
+    return WebhookRequest(
+        method=str(http.get("method") or "POST").upper(),
+        source=str(params.get("source") or ""),
+        account=str(params.get("account") or ""),
+        body=body,
+        query=query,
+        raw_query=raw_query,
+        headers=headers,
+        path=str(event.get("rawPath") or http.get("path") or ""),
+        received_at=(epoch_ms / 1000.0) if isinstance(epoch_ms, (int, float)) else time.time(),
+        request_id=context.get("requestId"),
+    )
+
+
+def response_to_event(response: WebhookResponse) -> dict[str, Any]:
+    return {
+        "statusCode": response.status,
+        "headers": {"Content-Type": response.content_type, **response.headers},
+        "body": response.body,
+        "isBase64Encoded": False,
+    }
+
+
+def json_response(status: int, body: Mapping[str, Any]) -> WebhookResponse:
+    return WebhookResponse(
+        status=status,
+        body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        content_type="application/json",
+    )
+
+
+def make_event(
+    *,
+    method: str,
+    source: str,
+    account: str,
+    body: bytes = b"",
+    raw_query: str = "",
+    headers: Mapping[str, str] | None = None,
+    request_id: str = "local",
+    now_ms: int | None = None,
+    stage: str = "$default",
+) -> dict[str, Any]:
+    """A v2 event as API Gateway would send it (used by the local gateway, tests, samples)."""
+    path = f"/webhooks/{source}/{account}"
+    text_like = True
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        text_like = False
+        text = base64.b64encode(body).decode("ascii")
+    query_params: dict[str, str] = {}
+    for name, value in parse_qsl(raw_query, keep_blank_values=True):
+        query_params[name] = f"{query_params[name]},{value}" if name in query_params else value
+    now_ms = int(time.time() * 1000) if now_ms is None else now_ms
+    event: dict[str, Any] = {
+        "version": "2.0",
+        "routeKey": f"{method.upper()} /webhooks/{{source}}/{{account}}",
+        "rawPath": path,
+        "rawQueryString": raw_query,
+        "headers": {k.lower(): v for k, v in (headers or {}).items()},
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {
+                "method": method.upper(),
+                "path": path,
+                "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1",
+                "userAgent": (headers or {}).get("user-agent", "local"),
+            },
+            "requestId": request_id,
+            "routeKey": f"{method.upper()} /webhooks/{{source}}/{{account}}",
+            "stage": stage,
+            "time": time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(now_ms / 1000)),
+            "timeEpoch": now_ms,
+        },
+        "pathParameters": {"source": source, "account": account},
+        "body": text,
+        "isBase64Encoded": not text_like,
+    }
+    if query_params:
+        event["queryStringParameters"] = query_params
+    return event

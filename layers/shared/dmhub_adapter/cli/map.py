@@ -1,0 +1,46 @@
+"""``dmhub-adapter map SOURCE PAYLOAD_FILE [--account A]``: a dry run of the mapping."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "map",
+        help="print the CustomerEvents a payload becomes (dry run: no signature check, no AWS)",
+        description="Map a payload through SOURCE's mapping config and print the CustomerEvents as one "
+        "JSON array on stdout, each with its identity and externalId. PAYLOAD_FILE is the raw body "
+        "(XML, JSON, form) or an API Gateway HTTP API v2 event whose body is used. Encrypted payloads "
+        "are decrypted with the account's secret from the accounts file. Exit 1 with the reason on "
+        "stderr when the payload cannot be mapped.",
+    )
+    parser.add_argument("source", help="source name, e.g. wechat, taobao, youzan")
+    parser.add_argument("payload_file", help="payload file ('-' for standard input)")
+    parser.add_argument("--account", default="demo", help="account name (default: demo)")
+    parser.add_argument(
+        "--accounts",
+        default=None,
+        help="accounts YAML used to decrypt encrypted payloads (default: the packaged demo accounts)",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from dmhub_adapter.cli import CommandError
+    from dmhub_adapter.dryrun import DryRunError, dry_run
+
+    try:
+        data = sys.stdin.buffer.read() if args.payload_file == "-" else open(args.payload_file, "rb").read()
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.payload_file}: {exc.strerror}") from exc
+    try:
+        events = dry_run(args.source, data, account=args.account, accounts_file=args.accounts)
+    except DryRunError as exc:
+        raise CommandError(str(exc)) from exc
+    json.dump(events, sys.stdout, ensure_ascii=False, indent=2)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,78 @@
+"""Dry-run mapping (``dmhub-adapter map``): payload → CustomerEvents, no signatures, no AWS."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from dmhub_adapter.apigw import is_apigw_v2_event, request_from_event
+from dmhub_adapter.errors import WebhookError
+from dmhub_adapter.mapping.config import MappingConfigError, available_sources
+from dmhub_adapter.mapping.engine import map_payload
+from dmhub_adapter.sources.base import Account, WebhookRequest
+
+
+class DryRunError(Exception):
+    """Why a payload cannot be mapped (shown to the user as is)."""
+
+
+def _request(source: str, account: str, data: bytes) -> WebhookRequest:
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = None
+    if is_apigw_v2_event(parsed):
+        request = request_from_event(parsed)
+        return WebhookRequest(
+            method=request.method,
+            source=source,
+            account=account,
+            body=request.body,
+            query=request.query,
+            raw_query=request.raw_query,
+            headers=request.headers,
+            path=request.path,
+            received_at=request.received_at,
+            request_id=request.request_id,
+        )
+    return WebhookRequest(method="POST", source=source, account=account, body=data, received_at=time.time())
+
+
+def dry_run(source: str, data: bytes, *, account: str = "demo", accounts_file: str | None = None
+            ) -> list[dict[str, Any]]:
+    from dmhub_adapter.local.accounts import load_accounts
+    from dmhub_adapter.sources.registry import source_for
+
+    try:
+        adapter = source_for(source)
+    except MappingConfigError as exc:
+        raise DryRunError(f"the mapping config of {source!r} is invalid: {exc}") from exc
+    if adapter is None:
+        raise DryRunError(f"unknown source {source!r}; known: {', '.join(available_sources()) or 'none'}")
+    try:
+        secret = load_accounts(accounts_file).secret(source, account)
+    except (OSError, ValueError) as exc:
+        raise DryRunError(f"cannot read the accounts file: {exc}") from exc
+    request = _request(source, account, data)
+    try:
+        inbound = adapter.parse_unverified(request, Account(source, account, adapter.mapping, secret))
+    except WebhookError as exc:
+        raise DryRunError(f"the payload cannot be parsed: {exc.message}") from exc
+    problems = [f"message #{r.index + 1}: {r.reason}" for r in inbound.rejected]
+    results = map_payload(adapter.mapping, inbound.messages, {"source": source, "account": account})
+    events: list[dict[str, Any]] = []
+    for index, result in enumerate(results, 1):
+        if result.status == "unmapped":
+            problems.append(f"message #{index}: unmapped: {result.reason}")
+        for mapped in result.events:
+            events.append(
+                {
+                    "rule": mapped.rule,
+                    "identity": mapped.identity.model_dump(exclude_none=True) if mapped.identity else None,
+                    "event": mapped.event.to_request(),
+                }
+            )
+    if problems:
+        raise DryRunError("; ".join(problems))
+    return events

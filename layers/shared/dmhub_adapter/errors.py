@@ -1,0 +1,60 @@
+"""Errors a webhook request can end in, each with the HTTP status the platform sees."""
+
+from __future__ import annotations
+
+
+class WebhookError(Exception):
+    """A request the adapter refuses; ``status`` and ``code`` go into the JSON error body."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+    def to_body(self) -> dict[str, str]:
+        return {"error": self.code, "message": self.message}
+
+
+class BadRequest(WebhookError):
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(WebhookError):
+    """Missing or wrong signature, wrong app key or appid, stale timestamp."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(WebhookError):
+    """Authentic but not allowed (e.g. plaintext mode refused for this account)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(WebhookError):
+    status = 404
+    code = "not_found"
+
+
+class MethodNotAllowed(WebhookError):
+    status = 405
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(WebhookError):
+    status = 413
+    code = "payload_too_large"
+
+
+class Unavailable(WebhookError):
+    """A dependency failed; the platform should retry (its retry then succeeds)."""
+
+    status = 503
+    code = "unavailable"

@@ -1,0 +1,374 @@
+"""The mapping config format: one YAML file per source.
+
+A file declares how the source's payload is decoded and a list of rules; the first rule
+whose ``when`` holds maps the message (``continue: true`` lets later rules map it too).
+Values are JMESPath expressions (with the extra functions of :mod:`.functions`), literals,
+or templates, each optionally passed through named converters (:mod:`.converters`).
+Everything is compiled when the file loads, so a bad config fails at load time with the
+file, the rule and the field named.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from jmespath.exceptions import JMESPathError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from dmhub_adapter.mapping import converters
+from dmhub_adapter.mapping.functions import compile_expression
+from dmhub_adapter.model.customer_event import (
+    CUSTOM_ATTRIBUTES_MAX,
+    CUSTOM_EVENT_PREFIX,
+    EVENT_MAX,
+    IDENTITY_TYPE_MAX,
+)
+
+SOURCE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+#: CustomerEvent fields a rule may set through ``fields`` (date and externalId have their own keys).
+EVENT_FIELDS = (
+    "targetId",
+    "targetName",
+    "source",
+    "contentName",
+    "score",
+    "tag",
+    "campaign",
+    "campaignName",
+    "summary",
+)
+_TEMPLATE_PART_RE = re.compile(r"\{([^{}]+)\}")
+
+
+class MappingConfigError(ValueError):
+    """A mapping file is invalid; ``str()`` names the file, the rule and the field."""
+
+    def __init__(self, file: str, problems: list[str]) -> None:
+        self.file = file
+        self.problems = problems
+        super().__init__(f"{file}: " + "; ".join(problems) if len(problems) == 1 else
+                         f"{file}:\n  - " + "\n  - ".join(problems))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ValueSpec(_Strict):
+    """Where a value comes from. In YAML a bare string is a JMESPath ``path`` and any other
+    scalar a literal ``value``; the mapping form allows one of ``path``/``value``/``template``
+    plus ``convert``, ``default`` and ``truncate``."""
+
+    path: str | None = Field(default=None, description="JMESPath expression evaluated on the message")
+    value: Any = Field(default=None, description="a literal value")
+    template: str | None = Field(
+        default=None, description="text with {JMESPath} placeholders; null renders as ''"
+    )
+    convert: list[str] = Field(default_factory=list, description="converter names, 'name' or 'name:arg'")
+    default: Any = Field(default=None, description="used when the value is null or ''")
+    truncate: bool = Field(default=False, description="cut to the field's DM Hub limit instead of failing")
+
+    _compiled: Any = PrivateAttr(default=None)
+    _template_parts: list[tuple[str, Any]] = PrivateAttr(default_factory=list)
+    _chain: list[tuple[str, str | None]] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            return {"path": data}
+        if data is None or isinstance(data, (int, float, bool)):
+            return {"value": data}
+        return data
+
+    @field_validator("convert", mode="before")
+    @classmethod
+    def _one_converter(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _compile(self) -> ValueSpec:
+        sources = [name for name in ("path", "template") if getattr(self, name) is not None]
+        if self.value is not None:
+            sources.append("value")
+        if len(sources) != 1:
+            raise ValueError("give exactly one of path, value or template")
+        try:
+            if self.path is not None:
+                self._compiled = compile_expression(self.path)
+            if self.template is not None:
+                self._template_parts = [
+                    (match.group(0), compile_expression(match.group(1)))
+                    for match in _TEMPLATE_PART_RE.finditer(self.template)
+                ]
+        except JMESPathError as exc:
+            raise ValueError(f"bad JMESPath expression: {exc}") from exc
+        try:
+            self._chain = [converters.parse_converter(spec) for spec in self.convert]
+        except converters.ConversionError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+class IdentitySpec(_Strict):
+    type: str = Field(min_length=1, max_length=IDENTITY_TYPE_MAX, description="identity type, e.g. wechat")
+    value: ValueSpec
+    name: ValueSpec | None = None
+    create: bool = Field(default=True, description="may the sender create the customer when unknown")
+
+    @field_validator("type")
+    @classmethod
+    def _type_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
+            raise ValueError("identity type must be lower case letters, digits, '-' or '_'")
+        return value
+
+
+class DecodeStep(_Strict):
+    """Decode a field of each message in place before rules run (e.g. Taobao's ``content``)."""
+
+    field: str = Field(description="top-level key of the message")
+    convert: list[str] = Field(description="converters applied to it, e.g. [json]")
+    required: bool = True
+
+    _chain: list[tuple[str, str | None]] = PrivateAttr(default_factory=list)
+
+    @field_validator("convert", mode="before")
+    @classmethod
+    def _one(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _compile(self) -> DecodeStep:
+        try:
+            self._chain = [converters.parse_converter(spec) for spec in self.convert]
+        except converters.ConversionError as exc:
+            raise ValueError(str(exc)) from exc
+        return self
+
+
+class RuleSpec(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    description: str | None = None
+    when: str | None = Field(default=None, description="JMESPath condition; the rule applies when truthy")
+    skip: str | None = Field(default=None, description="ignore matching messages on purpose; the reason")
+    continue_: bool = Field(default=False, alias="continue", description="let later rules map it too")
+    foreach: str | None = Field(default=None, description="JMESPath list; one event per item, as _item")
+    event: ValueSpec | None = Field(default=None, description="event type; a bare string is a literal")
+    identity: IdentitySpec | None = None
+    external_id: ValueSpec | None = Field(default=None, alias="externalId")
+    date: ValueSpec | None = None
+    fields: dict[str, ValueSpec] = Field(default_factory=dict)
+    attributes: dict[str, ValueSpec] = Field(default_factory=dict, description="custom attributes (max 5)")
+
+    _when: Any = PrivateAttr(default=None)
+    _foreach: Any = PrivateAttr(default=None)
+
+    @field_validator("event", mode="before")
+    @classmethod
+    def _literal_event(cls, value: Any) -> Any:
+        return {"value": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check(self) -> RuleSpec:
+        try:
+            self._when = compile_expression(self.when) if self.when else None
+            self._foreach = compile_expression(self.foreach) if self.foreach else None
+        except JMESPathError as exc:
+            raise ValueError(f"bad JMESPath expression: {exc}") from exc
+        if self.skip is not None:
+            return self
+        for name in ("event", "external_id", "date"):
+            if getattr(self, name) is None:
+                raise ValueError(f"a mapping rule needs '{'externalId' if name == 'external_id' else name}'")
+        unknown = sorted(set(self.fields) - set(EVENT_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown event field(s) {unknown}; allowed: {list(EVENT_FIELDS)}")
+        assert self.event is not None
+        literal = self.event.value
+        if isinstance(literal, str) and not self.event.convert:
+            if len(literal) > EVENT_MAX:
+                raise ValueError(f"event type {literal!r} is {len(literal)} characters; DM Hub allows {EVENT_MAX}")
+            if self.attributes and not literal.startswith(CUSTOM_EVENT_PREFIX):
+                raise ValueError(
+                    f"custom attributes need a custom event type starting with {CUSTOM_EVENT_PREFIX!r}"
+                )
+        if len(self.attributes) > CUSTOM_ATTRIBUTES_MAX:
+            raise ValueError(
+                f"{len(self.attributes)} custom attributes {sorted(self.attributes)}; "
+                f"DM Hub allows {CUSTOM_ATTRIBUTES_MAX}"
+            )
+        return self
+
+
+class Defaults(_Strict):
+    identity: IdentitySpec | None = None
+    fields: dict[str, ValueSpec] = Field(default_factory=dict)
+
+    @field_validator("fields")
+    @classmethod
+    def _known(cls, value: dict[str, ValueSpec]) -> dict[str, ValueSpec]:
+        unknown = sorted(set(value) - set(EVENT_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown event field(s) {unknown}; allowed: {list(EVENT_FIELDS)}")
+        return value
+
+
+class MappingFile(_Strict):
+    """One source: its adapter, payload format, decode steps, defaults and rules."""
+
+    source: str = Field(description="source name as used in the URL /webhooks/{source}/{account}")
+    adapter: str = Field(default="generic", description="the sources module that verifies and parses")
+    description: str | None = None
+    format: Literal["xml", "json", "form"] = "json"
+    messages: str | None = Field(default=None, description="JMESPath splitting one payload into messages")
+    decode: list[DecodeStep] = Field(default_factory=list)
+    defaults: Defaults = Field(default_factory=Defaults)
+    rules: list[RuleSpec] = Field(min_length=1)
+    verification: dict[str, Any] | None = Field(default=None, description="adapter-specific signature scheme")
+    reply: dict[str, Any] | None = Field(default=None, description="adapter-specific reply dialect")
+    options: dict[str, Any] = Field(default_factory=dict, description="adapter-specific options")
+
+    _messages: Any = PrivateAttr(default=None)
+
+    @field_validator("source")
+    @classmethod
+    def _source_name(cls, value: str) -> str:
+        if not SOURCE_NAME_RE.match(value):
+            raise ValueError("source names are lower case letters, digits and '-'")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> MappingFile:
+        try:
+            self._messages = compile_expression(self.messages) if self.messages else None
+        except JMESPathError as exc:
+            raise ValueError(f"messages: bad JMESPath expression: {exc}") from exc
+        names = [rule.name for rule in self.rules]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"rule names must be unique; repeated: {duplicates}")
+        for rule in self.rules:
+            if rule.skip is None and rule.identity is None and self.defaults.identity is None:
+                raise ValueError(f"rule {rule.name!r}: no identity (set one on the rule or in defaults)")
+        return self
+
+
+# --------------------------------------------------------------------------------------------
+# Loading
+
+
+def _format_validation_error(exc: ValidationError, data: Any) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        location = list(error["loc"])
+        where: list[str] = []
+        # Replace "rules.3" with the rule's name so the message points at something findable.
+        if len(location) >= 2 and location[0] == "rules" and isinstance(location[1], int):
+            rules = data.get("rules") if isinstance(data, dict) else None
+            name = None
+            if isinstance(rules, list) and location[1] < len(rules) and isinstance(rules[location[1]], dict):
+                name = rules[location[1]].get("name")
+            where.append(f"rule {name!r}" if name else f"rule #{location[1] + 1}")
+            location = location[2:]
+        # Drop pydantic's internal union/function markers.
+        field = ".".join(str(part) for part in location if not str(part).startswith("function-"))
+        if field:
+            where.append(f"field {field!r}")
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"{', '.join(where)}: {message}" if where else message)
+    return problems
+
+
+def parse_mapping(text: str, file: str) -> MappingFile:
+    """Parse and validate one mapping file's text; raises :class:`MappingConfigError`."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingConfigError(file, [f"invalid YAML: {exc}"]) from exc
+    if not isinstance(data, dict):
+        raise MappingConfigError(file, ["a mapping file is a YAML mapping with 'source' and 'rules'"])
+    try:
+        mapping = MappingFile.model_validate(data)
+    except ValidationError as exc:
+        raise MappingConfigError(file, _format_validation_error(exc, data)) from exc
+    stem = Path(file).stem
+    if stem != mapping.source and not file.startswith("<"):
+        raise MappingConfigError(file, [f"field 'source': {mapping.source!r} must match the file name {stem!r}"])
+    from dmhub_adapter.sources.registry import check_adapter_config
+
+    problems = check_adapter_config(mapping)
+    if problems:
+        raise MappingConfigError(file, problems)
+    return mapping
+
+
+def packaged_dir() -> Path:
+    return Path(str(resources.files("dmhub_adapter") / "mappings"))
+
+
+def _search_dirs(override: str | None) -> list[Path]:
+    dirs = [Path(override)] if override else []
+    return [*dirs, packaged_dir()]
+
+
+def mapping_path(source: str, mappings_dir: str | None = None) -> Path | None:
+    if not SOURCE_NAME_RE.match(source):
+        return None
+    for directory in _search_dirs(mappings_dir if mappings_dir is not None else os.environ.get("MAPPINGS_DIR")):
+        candidate = directory / f"{source}.yaml"
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+@lru_cache(maxsize=64)
+def _load_cached(path: str, mtime_ns: int) -> MappingFile:
+    return parse_mapping(Path(path).read_text(encoding="utf-8"), path)
+
+
+def load_mapping(source: str, mappings_dir: str | None = None) -> MappingFile | None:
+    """The mapping for ``source`` (``MAPPINGS_DIR`` first, then the packaged ones), or None."""
+    path = mapping_path(source, mappings_dir)
+    if path is None:
+        return None
+    return _load_cached(str(path), path.stat().st_mtime_ns)
+
+
+def available_sources(mappings_dir: str | None = None) -> list[str]:
+    names: set[str] = set()
+    for directory in _search_dirs(mappings_dir if mappings_dir is not None else os.environ.get("MAPPINGS_DIR")):
+        if directory.is_dir():
+            names.update(p.stem for p in directory.glob("*.yaml") if SOURCE_NAME_RE.match(p.stem))
+    return sorted(names)
+
+
+def check_directory(directory: str | Path) -> dict[str, list[str]]:
+    """Validate every ``*.yaml`` in a directory; returns problems per file (empty when valid)."""
+    results: dict[str, list[str]] = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            parse_mapping(path.read_text(encoding="utf-8"), str(path))
+            results[str(path)] = []
+        except MappingConfigError as exc:
+            results[str(path)] = exc.problems
+    return results
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the mapping file format, for editors (yaml-language-server)."""
+    schema = MappingFile.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "dmhub-adapter mapping file"
+    return schema
+
+
+def iter_rules(mapping: MappingFile) -> Iterable[RuleSpec]:
+    return iter(mapping.rules)

@@ -1,0 +1,124 @@
+"""What every source adapter implements, and the request/response shapes it works on.
+
+A source adapter owns one platform dialect: how a request is verified, how its body becomes
+messages, and how the platform wants to be answered. The ingest pipeline is generic over it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from dmhub_adapter.errors import WebhookError
+from dmhub_adapter.mapping.config import MappingFile
+
+
+@dataclass(frozen=True)
+class WebhookRequest:
+    """One HTTP request as the ingest sees it (built from an API Gateway v2 event)."""
+
+    method: str
+    source: str
+    account: str
+    body: bytes = b""
+    query: Mapping[str, str] = field(default_factory=dict)  # first value per name, URL-decoded
+    raw_query: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    path: str = ""
+    received_at: float = 0.0  # epoch seconds
+    request_id: str | None = None
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    @property
+    def content_type(self) -> str:
+        return (self.header("content-type") or "").lower()
+
+    @property
+    def charset(self) -> str:
+        """The body's declared charset (``utf-8`` when none is declared)."""
+        for part in self.content_type.split(";")[1:]:
+            key, _, value = part.strip().partition("=")
+            if key == "charset" and value:
+                return value.strip().strip('"')
+        return "utf-8"
+
+
+@dataclass
+class WebhookResponse:
+    status: int
+    body: str = ""
+    content_type: str = "text/plain; charset=utf-8"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Account:
+    """One configured account of a source: its mapping and its secret (None in dry runs)."""
+
+    source: str
+    name: str
+    mapping: MappingFile
+    secret: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class MessageRejection:
+    """A message inside an authentic payload that cannot be accepted (e.g. missing topic)."""
+
+    index: int
+    reason: str
+
+
+@dataclass
+class Inbound:
+    """An authentic payload, parsed into messages ready for the mapping engine."""
+
+    messages: list[dict[str, Any]]
+    #: messages refused individually inside an otherwise authentic payload
+    rejected: list[MessageRejection] = field(default_factory=list)
+    #: the authentic payload in clear text (decrypted where it was encrypted), kept for replay
+    payload: bytes = b""
+    #: what a replay needs to parse ``payload`` again (e.g. content type)
+    payload_type: str = "application/octet-stream"
+    context: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    """What the pipeline did with an inbound payload; sources shape their reply from it."""
+
+    enqueued: int = 0
+    duplicates: int = 0
+    skipped: int = 0
+    unmapped: int = 0
+    rejected: list[MessageRejection] = field(default_factory=list)
+
+
+class Source(Protocol):
+    """A platform dialect. Implementations live in ``dmhub_adapter.sources.<adapter>``."""
+
+    name: str
+    mapping: MappingFile
+
+    def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
+        """Answer a GET (URL verification); raise :class:`WebhookError` when it is not valid."""
+        ...
+
+    def receive(self, request: WebhookRequest, account: Account) -> Inbound:
+        """Verify (signature, timestamp, decryption) and parse a POST; raise :class:`WebhookError`."""
+        ...
+
+    def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
+        """Parse without checking signatures (dry runs, replays); decrypts when a secret is given."""
+        ...
+
+    def reply(self, request: WebhookRequest, outcome: Outcome) -> WebhookResponse:
+        """The platform's success dialect (e.g. WeChat ``success``)."""
+        ...
+
+    def error_reply(self, request: WebhookRequest | None, error: WebhookError) -> WebhookResponse:
+        """The platform's dialect for a refused request (a JSON error unless it wants otherwise)."""
+        ...

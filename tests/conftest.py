@@ -1,0 +1,67 @@
+"""Shared fixtures. Fake AWS credentials are set before anything imports boto3, so no test
+can reach real AWS; integration tests talk to moto_server over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="testing",
+    AWS_SECRET_ACCESS_KEY="testing",
+    AWS_SECURITY_TOKEN="testing",
+    AWS_SESSION_TOKEN="testing",
+    AWS_DEFAULT_REGION="eu-west-1",
+    POWERTOOLS_METRICS_NAMESPACE="DmhubAdapterTest",
+    POWERTOOLS_SERVICE_NAME="dmhub-adapter-test",
+    POWERTOOLS_TRACE_DISABLED="1",
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+ROOT = Path(__file__).resolve().parent.parent
+EVENTS_DIR = ROOT / "events"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """A moto server on 127.0.0.1 over real HTTP, shared by the session."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Reset moto, point boto3 at it, create the stack's resources; yields StackResources
+    (``.table``, ``.event_queue_url`` …) with the functions' env vars already set."""
+    import boto3
+    import urllib.request
+
+    from dmhub_adapter import aws as aws_clients
+    from dmhub_adapter.local.resources import create_stack
+
+    urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    aws_clients.reset_clients()
+    stack = create_stack(boto3.session.Session(), max_receive_count=3, visibility_timeout=2)
+    for name, value in stack.environment().items():
+        monkeypatch.setenv(name, value)
+    yield stack
+    aws_clients.reset_clients()
