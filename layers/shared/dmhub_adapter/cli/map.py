@@ -34,7 +34,11 @@ def run(args: argparse.Namespace) -> int:
     from dmhub_adapter.dryrun import DryRunError, dry_run
 
     try:
-        data = sys.stdin.buffer.read() if args.payload_file == "-" else open(args.payload_file, "rb").read()
+        if args.payload_file == "-":
+            data = sys.stdin.buffer.read()
+        else:
+            with open(args.payload_file, "rb") as handle:
+                data = handle.read()
     except OSError as exc:
         raise CommandError(f"cannot read {args.payload_file}: {exc.strerror}") from exc
     try:

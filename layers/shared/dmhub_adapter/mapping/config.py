@@ -20,7 +20,15 @@ from typing import Any, Literal
 
 import yaml
 from jmespath.exceptions import JMESPathError
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from dmhub_adapter.mapping import converters
 from dmhub_adapter.mapping.functions import compile_expression
@@ -178,11 +186,12 @@ class RuleSpec(_Strict):
 
     @model_validator(mode="after")
     def _check(self) -> RuleSpec:
-        try:
-            self._when = compile_expression(self.when) if self.when else None
-            self._foreach = compile_expression(self.foreach) if self.foreach else None
-        except JMESPathError as exc:
-            raise ValueError(f"bad JMESPath expression: {exc}") from exc
+        for name in ("when", "foreach"):
+            expression = getattr(self, name)
+            try:
+                setattr(self, f"_{name}", compile_expression(expression) if expression else None)
+            except JMESPathError as exc:
+                raise ValueError(f"field '{name}': bad JMESPath expression: {exc}") from exc
         if self.skip is not None:
             return self
         for name in ("event", "external_id", "date"):

@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import unquote_plus
 
 from dmhub_adapter.model.customer_event import format_dmhub_date
@@ -36,8 +36,11 @@ CONVERTERS: dict[str, Converter] = {}
 NEEDS_ARGUMENT: set[str] = set()
 
 
-def converter(name: str, *, needs_argument: bool = False) -> Callable[[Converter], Converter]:
-    def register(fn: Converter) -> Converter:
+_F = TypeVar("_F", bound=Converter)
+
+
+def converter(name: str, *, needs_argument: bool = False) -> Callable[[_F], _F]:
+    def register(fn: _F) -> _F:
         CONVERTERS[name] = fn
         if needs_argument:
             NEEDS_ARGUMENT.add(name)
@@ -193,7 +196,7 @@ def json_text(value: Any, _: str | None) -> Any:
         raise ConversionError(f"json: expected a JSON string, got {type(value).__name__}")
     try:
         return json.loads(value)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConversionError(f"json: not valid JSON ({exc.msg} at position {exc.pos})") from exc
 
 

@@ -132,12 +132,12 @@ def _build_event(rule: RuleSpec, mapping: MappingFile, context: dict[str, Any]) 
         value = _value(identity_spec.value, context, rule.name, "identity.value")
         if value is None or value == "":
             raise MappingError(f"rule {rule.name!r}, field 'identity.value': no value in this message")
-        name = _value(identity_spec.name, context, rule.name, "identity.name") if identity_spec.name else None
+        label: Any = _value(identity_spec.name, context, rule.name, "identity.name") if identity_spec.name else None
         try:
             identity = Identity(
                 type=identity_spec.type,
                 value=converters.to_string(value, None),
-                name=None if name in (None, "") else converters.to_string(name, None),
+                name=None if label in (None, "") else converters.to_string(label, None),
                 create=identity_spec.create,
             )
         except ValidationError as exc:

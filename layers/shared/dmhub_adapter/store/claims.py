@@ -121,7 +121,7 @@ class ClaimStore:
             return Claim(
                 key=key,
                 acquired=False,
-                status=ClaimStatus(status) if status in ClaimStatus.__members__ else None,
+                status=ClaimStatus(status) if isinstance(status, str) and status in ClaimStatus.__members__ else None,
                 lease_until_ms=old.get("leaseUntil"),
             )
         return Claim(key=key, acquired=True, lease=lease, lease_until_ms=lease_until)
