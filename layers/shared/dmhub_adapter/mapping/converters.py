@@ -154,7 +154,10 @@ def empty_as_null(value: Any, _: str | None) -> Any:
 def fen_to_yuan(value: Any, _: str | None) -> str:
     """Integer fen (Doudian, Douyin) → yuan string with two decimals (``1990`` → ``19.90``)."""
     fen = _number(value, "fen_to_yuan")
-    return str((Decimal(fen) / 100).quantize(Decimal("0.01")))
+    try:
+        return str((Decimal(fen) / 100).quantize(Decimal("0.01")))
+    except InvalidOperation as exc:  # more digits than the decimal context holds
+        raise ConversionError(f"fen_to_yuan: {value!r} is too large an amount") from exc
 
 
 @converter("yuan")
@@ -166,7 +169,10 @@ def yuan(value: Any, _: str | None) -> str:
         raise ConversionError(f"yuan: {value!r} is not a decimal amount") from exc
     if not amount.is_finite():
         raise ConversionError(f"yuan: {value!r} is not a finite amount")
-    return str(amount.quantize(Decimal("0.01")))
+    try:
+        return str(amount.quantize(Decimal("0.01")))
+    except InvalidOperation as exc:  # more digits than the decimal context holds (e.g. 1e26)
+        raise ConversionError(f"yuan: {value!r} is too large an amount") from exc
 
 
 @converter("number")

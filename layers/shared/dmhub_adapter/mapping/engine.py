@@ -14,6 +14,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from jmespath.exceptions import JMESPathError
 from pydantic import ValidationError
 
 from dmhub_adapter.mapping import converters
@@ -76,6 +77,23 @@ def _value(spec: ValueSpec, context: dict[str, Any], rule: str, name: str, limit
         return _evaluate(spec, context, limit=limit)
     except converters.ConversionError as exc:
         raise MappingError(f"rule {rule!r}, field {name!r}: {exc}") from exc
+    except JMESPathError as exc:  # e.g. lower() given a number by an odd payload
+        raise MappingError(f"rule {rule!r}, field {name!r}: {exc}") from exc
+
+
+def _text(value: Any, rule: str, name: str) -> str:
+    try:
+        return converters.to_string(value, None)
+    except converters.ConversionError as exc:
+        raise MappingError(f"rule {rule!r}, field {name!r}: {exc}") from exc
+
+
+def _holds(compiled: Any, context: dict[str, Any]) -> bool:
+    """A ``when`` condition; one that cannot be evaluated on this message's shape does not hold."""
+    try:
+        return bool(search(compiled, context))
+    except JMESPathError:
+        return False
 
 
 def decode_message(mapping: MappingFile, message: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +141,7 @@ def _build_event(rule: RuleSpec, mapping: MappingFile, context: dict[str, Any]) 
         if value is None or value == "":
             raise MappingError(f"rule {rule.name!r}, field {name!r}: no value in this message")
     body["event"] = event_type
-    body["externalId"] = converters.to_string(external_id, None)
+    body["externalId"] = _text(external_id, rule.name, "externalId")
     body["date"] = date
 
     identity_spec = rule.identity or mapping.defaults.identity
@@ -136,8 +154,8 @@ def _build_event(rule: RuleSpec, mapping: MappingFile, context: dict[str, Any]) 
         try:
             identity = Identity(
                 type=identity_spec.type,
-                value=converters.to_string(value, None),
-                name=None if label in (None, "") else converters.to_string(label, None),
+                value=_text(value, rule.name, "identity.value"),
+                name=None if label in (None, "") else _text(label, rule.name, "identity.name"),
                 create=identity_spec.create,
             )
         except ValidationError as exc:
@@ -165,7 +183,7 @@ def map_message(mapping: MappingFile, message: dict[str, Any], meta: dict[str, A
     matched: list[str] = []
     try:
         for rule in mapping.rules:
-            if rule._when is not None and not search(rule._when, context):
+            if rule._when is not None and not _holds(rule._when, context):
                 continue
             matched.append(rule.name)
             if rule.skip is not None:
@@ -173,7 +191,10 @@ def map_message(mapping: MappingFile, message: dict[str, Any], meta: dict[str, A
                     break
                 return MessageResult(status="skipped", reason=rule.skip, rule=rule.name)
             if rule._foreach is not None:
-                items = search(rule._foreach, context)
+                try:
+                    items = search(rule._foreach, context)
+                except JMESPathError as exc:
+                    raise MappingError(f"rule {rule.name!r}, field 'foreach': {exc}") from exc
                 if not isinstance(items, list):
                     raise MappingError(f"rule {rule.name!r}, field 'foreach': not a list in this message")
                 for item in items:
