@@ -171,8 +171,10 @@ def test_arbitrary_messages_never_raise(message: dict[str, object]) -> None:
 
 def test_odd_shapes_make_a_message_unmapped_never_raise(mapping) -> None:  # type: ignore[no-untyped-def]
     assert map_message(mapping, {"kind": 5}).status == "unmapped"  # lower() given a number
-    result = map_message(mapping, follow(user={"nested": 1}))
-    assert result.status == "unmapped" and "identity.value" in (result.reason or "")
+    result = map_message(mapping, follow(nick={"nested": 1}))
+    assert result.status == "unmapped" and "identity.name" in (result.reason or "")
+    result = map_message(mapping, follow(user=["a"]))
+    assert result.status == "unmapped" and "externalId" in (result.reason or "")
     order = {"kind": "order", "content": {"tid": 1, "buyer": "b", "time": "2024-06-18 20:01:41",
                                           "lines": [{"oid": 1, "fee": 10**40}]}}
     result = map_message(mapping, order)
