@@ -1,0 +1,471 @@
+"""Taobao order and refund messages (TMC), forwarded by a relay and signed the TOP SPI way.
+
+Taobao pushes TMC messages over a WebSocket, never to a URL, so a relay (an ISV's TMC
+consumer, an ERP) forwards each message to ``POST /webhooks/taobao/{account}``. The relay
+signs like a TOP SPI / Qimen caller, with tools every Taobao integrator already has:
+
+- query ``app_key`` (must equal the account's ``appKey``), ``timestamp`` (GMT+8
+  ``yyyy-MM-dd HH:mm:ss``, within ±10 minutes by default), ``sign_method`` (``md5`` when
+  absent, ``hmac`` or ``hmac-sha256``) and ``sign``;
+- ``sign`` = upper-case hex of ``md5(secret + k1v1k2v2… + body + secret)`` over the query
+  parameters except ``sign`` sorted by name, or the HMAC-MD5 / HMAC-SHA256 of
+  ``k1v1k2v2… + body`` keyed by the secret; the body is the raw body text in the request's
+  charset (UTF-8 unless the Content-Type declares another, e.g. GBK).
+
+The body is one TMC message in the consume-API shape (``id``, ``topic``, ``pub_time``,
+``pub_app_key``, ``user_id``, ``user_nick``, ``content``) or ``{"messages": [...]}``.
+``content`` may be a JSON string (the usual case), an object, or base64 of gzip of JSON.
+Messages are handed to the mapping engine with ``content`` decoded; Python ints keep the
+19-digit ids exact. In a batch an invalid message is rejected on its own (by its index) and
+the valid ones proceed; a single invalid message fails the request with 400.
+
+The relay contract, with signing recipes, is in ``docs/taobao.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import time
+import zlib
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dmhub_adapter.apigw import json_response
+from dmhub_adapter.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, Unavailable, WebhookError
+from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.mapping.converters import GMT8
+from dmhub_adapter.sources.base import (
+    Account,
+    Inbound,
+    MessageRejection,
+    Outcome,
+    WebhookRequest,
+    WebhookResponse,
+)
+
+SignMethod = Literal["md5", "hmac", "hmac-sha256"]
+SIGN_METHODS: tuple[SignMethod, ...] = ("md5", "hmac", "hmac-sha256")
+TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_MAX_MESSAGES = 200  # the TMC consume API hands out at most 200 messages at a time
+DEFAULT_TOLERANCE_SECONDS = 600
+
+# Relays that declare the older GB2312 name still send GBK text; GBK decodes both identically.
+_CHARSET_ALIASES = {"gb2312": "gbk", "gb_2312": "gbk", "x-gbk": "gbk"}
+
+
+# --------------------------------------------------------------------------------------------
+# Signing (shared by the verifier and by relays, tests, samples and benchmarks)
+
+
+def _canonical(params: Mapping[str, Any], *, keep_empty: bool) -> str:
+    # Byte-order sort, as the TOP SDKs do; ``sign`` itself is never signed.
+    parts = []
+    for key in sorted(params):
+        value = params[key]
+        if key == "sign" or not key:
+            continue
+        if value is None or value == "":
+            # The TOP SDK signer drops empty values; the SPI verifier keeps the key. Both exist.
+            if keep_empty:
+                parts.append(key)
+            continue
+        parts.append(f"{key}{value}")
+    return "".join(parts)
+
+
+def _digest(text: str, secret: str, method: str, charset: str) -> str:
+    if method == "md5":
+        return hashlib.md5(f"{secret}{text}{secret}".encode(charset)).hexdigest().upper()
+    if method == "hmac":
+        return hmac.new(secret.encode(charset), text.encode(charset), hashlib.md5).hexdigest().upper()
+    if method == "hmac-sha256":
+        return hmac.new(secret.encode(charset), text.encode(charset), hashlib.sha256).hexdigest().upper()
+    raise ValueError(f"unknown sign_method {method!r}; use one of {', '.join(SIGN_METHODS)}")
+
+
+def top_sign(
+    params: Mapping[str, Any],
+    secret: str,
+    method: str = "md5",
+    body: str | bytes | None = None,
+    *,
+    charset: str = "utf-8",
+    keep_empty: bool = False,
+) -> str:
+    """The TOP signature (upper-case hex) of query ``params`` (``sign`` excluded) and ``body``.
+
+    ``md5``: ``MD5(secret + k1v1k2v2… + body + secret)``; ``hmac`` / ``hmac-sha256``: the HMAC
+    of ``k1v1k2v2… + body`` keyed by the secret. A bytes ``body`` is decoded in ``charset`` and
+    the whole string is hashed in ``charset``, which is how GBK bodies are signed.
+    """
+    text = _canonical(params, keep_empty=keep_empty)
+    if body is not None:
+        text += body.decode(charset) if isinstance(body, bytes) else body
+    return _digest(text, secret, method, charset)
+
+
+def format_timestamp(moment: datetime | float | None = None) -> str:
+    """A TOP timestamp: GMT+8 ``yyyy-MM-dd HH:mm:ss`` (now, an epoch, or an aware datetime)."""
+    if moment is None:
+        moment = time.time()
+    if isinstance(moment, (int, float)):
+        moment = datetime.fromtimestamp(moment, tz=GMT8)
+    if moment.tzinfo is None:
+        raise ValueError("timestamp datetimes must be timezone-aware")
+    return moment.astimezone(GMT8).strftime(TIMESTAMP_FORMAT)
+
+
+def signed_request(
+    secret: Mapping[str, Any],
+    body_bytes: bytes,
+    sign_method: str = "md5",
+    timestamp: datetime | float | str | None = None,
+    *,
+    charset: str = "utf-8",
+    extra_params: Mapping[str, str] | None = None,
+) -> str:
+    """The complete signed query string a relay appends to the webhook URL.
+
+    ``secret`` is the account's secret (``{"appKey", "appSecret"}``); ``timestamp`` defaults to
+    now and may be an epoch, an aware datetime or a ready TOP timestamp string.
+    """
+    stamp = timestamp if isinstance(timestamp, str) else format_timestamp(timestamp)
+    params: dict[str, str] = {
+        "app_key": str(secret["appKey"]),
+        "format": "json",
+        "sign_method": sign_method,
+        "timestamp": stamp,
+        "v": "2.0",
+        **(extra_params or {}),
+    }
+    params["sign"] = top_sign(params, str(secret["appSecret"]), sign_method, body_bytes, charset=charset)
+    return urlencode(sorted(params.items()))
+
+
+# --------------------------------------------------------------------------------------------
+# Adapter settings (the mapping file's ``verification`` and ``options`` blocks)
+
+
+class _Verification(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    timestamp_tolerance_seconds: int = Field(default=DEFAULT_TOLERANCE_SECONDS, ge=1, le=86400)
+    sign_methods: list[SignMethod] = Field(default_factory=lambda: list(SIGN_METHODS), min_length=1)
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_body_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=6 * 1024 * 1024)
+    max_messages: int = Field(default=DEFAULT_MAX_MESSAGES, ge=1, le=10000)
+    #: a cap on decompressed gzip ``content`` so a small body cannot inflate without bound
+    max_content_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=64 * 1024 * 1024)
+
+
+def _settings(mapping: MappingFile) -> tuple[_Verification, _Options]:
+    return _Verification.model_validate(mapping.verification or {}), _Options.model_validate(mapping.options)
+
+
+def _problems(exc: ValidationError, block: str) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(part) for part in error["loc"])
+        problems.append(f"field '{block}.{where}': {error['msg']}" if where else f"field '{block}': {error['msg']}")
+    return problems
+
+
+def check_config(mapping: MappingFile) -> list[str]:
+    """Problems with the taobao-specific parts of a mapping file (empty when it is fine)."""
+    problems: list[str] = []
+    if mapping.format != "json":
+        problems.append("field 'format': the taobao adapter reads JSON bodies; use format: json")
+    try:
+        _Verification.model_validate(mapping.verification or {})
+    except ValidationError as exc:
+        problems.extend(_problems(exc, "verification"))
+    try:
+        _Options.model_validate(mapping.options)
+    except ValidationError as exc:
+        problems.extend(_problems(exc, "options"))
+    identities = [(rule.name, rule.identity) for rule in mapping.rules]
+    identities.append(("defaults", mapping.defaults.identity))
+    for name, identity in identities:
+        # buyer_nick is masked ("t**") in TMC output: as a customer key it would merge strangers.
+        if identity is not None and identity.value.path is not None and "buyer_nick" in identity.value.path:
+            where = "defaults" if name == "defaults" else f"rule {name!r}"
+            problems.append(f"{where}, field 'identity.value': buyer_nick is masked by Taobao; use buyer_open_uid")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing
+
+
+class InvalidMessage(ValueError):
+    """One message of the payload is unusable; the text names the field."""
+
+
+def _json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError as exc:
+        raise InvalidMessage(f"{what} is nested too deeply") from exc
+    except ValueError as exc:
+        detail = f"{exc.msg} at position {exc.pos}" if isinstance(exc, json.JSONDecodeError) else str(exc)
+        raise InvalidMessage(f"{what} is not valid JSON ({detail})") from exc
+
+
+def _gunzip(data: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(wbits=31)  # 31: gzip header and trailer
+    try:
+        raw = inflater.decompress(data, limit)
+    except zlib.error as exc:
+        raise InvalidMessage(f"field 'content' is neither JSON nor base64 of gzip data ({exc})") from exc
+    if inflater.unconsumed_tail:
+        raise InvalidMessage(f"field 'content' inflates beyond {limit} bytes")
+    if not inflater.eof:
+        raise InvalidMessage("field 'content' is truncated gzip data")
+    return raw
+
+
+def decode_content(content: Any, *, max_bytes: int = DEFAULT_MAX_BODY_BYTES) -> dict[str, Any]:
+    """A TMC ``content`` (JSON string, object, or base64 of gzip of JSON) → its object."""
+    if content is None:
+        raise InvalidMessage("field 'content' is missing")
+    if isinstance(content, dict):
+        return content
+    if not isinstance(content, str):
+        raise InvalidMessage(f"field 'content' must be a JSON string, got {type(content).__name__}")
+    text = content.strip()
+    if not text.startswith(("{", "[")):
+        try:
+            compressed = base64.b64decode(text, validate=True)
+        except (binascii.Error, ValueError) as exc:
+            raise InvalidMessage("field 'content' is not valid JSON (nor base64 of gzip data)") from exc
+        try:
+            text = _gunzip(compressed, max_bytes).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidMessage("field 'content' inflates to text that is not UTF-8") from exc
+    decoded = _json(text, "field 'content'")
+    if not isinstance(decoded, dict):
+        raise InvalidMessage("field 'content' must hold a JSON object")
+    return decoded
+
+
+def _message(item: Any, options: _Options) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        raise InvalidMessage("a message must be a JSON object")
+    topic = item.get("topic")
+    if topic is None or topic == "":
+        raise InvalidMessage("field 'topic' is missing")
+    if not isinstance(topic, str):
+        raise InvalidMessage("field 'topic' must be a string")
+    if "content" not in item:
+        raise InvalidMessage("field 'content' is missing")
+    return {**item, "content": decode_content(item["content"], max_bytes=options.max_content_bytes)}
+
+
+def _charset(request: WebhookRequest) -> str:
+    name = request.charset.lower()
+    name = _CHARSET_ALIASES.get(name, name)
+    try:
+        "".encode(name)
+    except LookupError as exc:
+        raise BadRequest(f"unsupported charset {request.charset!r} in Content-Type", code="bad_charset") from exc
+    return name
+
+
+def _body_text(request: WebhookRequest, charset: str) -> str:
+    try:
+        return request.body.decode(charset)
+    except UnicodeDecodeError as exc:
+        raise BadRequest(f"body is not valid {charset} text", code="bad_charset") from exc
+
+
+# --------------------------------------------------------------------------------------------
+# The adapter
+
+
+class TaobaoSource:
+    def __init__(self, mapping: MappingFile) -> None:
+        self.name = mapping.source
+        self.mapping = mapping
+        self.verification, self.options = _settings(mapping)
+
+    # -- Source protocol ---------------------------------------------------------------------
+
+    def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
+        raise MethodNotAllowed("Taobao relays POST messages; there is no GET handshake")
+
+    def receive(self, request: WebhookRequest, account: Account) -> Inbound:
+        self._check_size(request)
+        charset = _charset(request)
+        text = _body_text(request, charset)
+        self.verify(request, account, text, charset)
+        return self._parse(request, text, charset)
+
+    def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
+        self._check_size(request)
+        charset = _charset(request)
+        return self._parse(request, _body_text(request, charset), charset)
+
+    def reply(self, request: WebhookRequest, outcome: Outcome) -> WebhookResponse:
+        if not outcome.rejected:
+            return json_response(200, {"success": True})
+        accepted = outcome.enqueued + outcome.duplicates + outcome.skipped + outcome.unmapped
+        # 400 keeps the relay from confirming the batch; a resend is harmless because the
+        # accepted messages' idempotency keys make their second delivery a duplicate.
+        return json_response(
+            400,
+            {
+                "success": False,
+                "error": "invalid_messages",
+                "message": f"{len(outcome.rejected)} message(s) rejected; {accepted} other message(s) were accepted "
+                "and processed (resending them is safe: duplicates are dropped)",
+                "rejected": [{"index": r.index, "reason": r.reason} for r in outcome.rejected],
+                "accepted": accepted,
+            },
+        )
+
+    def error_reply(self, request: WebhookRequest | None, error: WebhookError) -> WebhookResponse:
+        return json_response(error.status, error.to_body())
+
+    # -- verification ------------------------------------------------------------------------
+
+    def _check_size(self, request: WebhookRequest) -> None:
+        if len(request.body) > self.options.max_body_bytes:
+            raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {self.options.max_body_bytes}")
+
+    def verify(self, request: WebhookRequest, account: Account, body_text: str, charset: str) -> None:
+        """Check ``app_key``, ``timestamp`` and ``sign``; raise :class:`Unauthorized` if any fails."""
+        app_key, app_secret = _credentials(account)
+        params = _query_params(request)
+        sign = params.get("sign", "")
+        if not sign:
+            raise Unauthorized("query parameter 'sign' is missing", code="missing_signature")
+        method = params.get("sign_method") or "md5"
+        if method not in self.verification.sign_methods:
+            allowed = ", ".join(self.verification.sign_methods)
+            raise Unauthorized(f"sign_method {method!r} is not accepted; use one of {allowed}", code="bad_signature")
+        given_key = params.get("app_key", "")
+        if not given_key:
+            raise Unauthorized("query parameter 'app_key' is missing", code="bad_app_key")
+        if not hmac.compare_digest(given_key.encode("utf-8"), app_key.encode("utf-8")):
+            raise Unauthorized("app_key does not match this account", code="bad_app_key")
+        # The gateway stamps received_at (requestContext.timeEpoch); the caller cannot set it.
+        self._check_timestamp(params.get("timestamp", ""), request.received_at or time.time())
+        expected = sign.strip().upper().encode("utf-8")
+        # Every variant needs the secret, so trying the few canonical forms relays use costs no safety.
+        for variant in _param_variants(params):
+            for keep_empty in (False, True) if any(v == "" for v in variant.values()) else (False,):
+                actual = top_sign(variant, app_secret, method, body_text, charset=charset, keep_empty=keep_empty)
+                if hmac.compare_digest(expected, actual.encode("ascii")):
+                    return
+        raise Unauthorized("signature does not match", code="bad_signature")
+
+    def _check_timestamp(self, value: str, now: float) -> None:
+        if not value:
+            raise Unauthorized("query parameter 'timestamp' is missing", code="bad_timestamp")
+        try:
+            stamp = datetime.strptime(value.replace("+", " ").strip(), TIMESTAMP_FORMAT).replace(tzinfo=GMT8)
+        except ValueError as exc:
+            raise Unauthorized(
+                "timestamp must be GMT+8 'yyyy-MM-dd HH:mm:ss'", code="bad_timestamp"
+            ) from exc
+        skew = stamp.timestamp() - now
+        tolerance = self.verification.timestamp_tolerance_seconds
+        if abs(skew) > tolerance:
+            raise Unauthorized(
+                f"timestamp is {abs(int(skew))} s {'ahead of' if skew > 0 else 'behind'} the receiver's clock; "
+                f"the window is ±{tolerance} s",
+                code="stale_timestamp",
+            )
+
+    # -- parsing -----------------------------------------------------------------------------
+
+    def _parse(self, request: WebhookRequest, text: str, charset: str) -> Inbound:
+        try:
+            payload = json.loads(text)
+        except RecursionError as exc:
+            raise BadRequest("body is nested too deeply", code="bad_json") from exc
+        except ValueError as exc:
+            raise BadRequest("body is not valid JSON", code="bad_json") from exc
+        batch = isinstance(payload, list) or (isinstance(payload, dict) and "messages" in payload)
+        items = payload.get("messages") if isinstance(payload, dict) and batch else payload
+        if not batch:
+            items = [payload]
+        if not isinstance(items, list):
+            raise BadRequest("field 'messages' must be a list of TMC messages", code="bad_request")
+        if not items:
+            raise BadRequest("field 'messages' is empty", code="bad_request")
+        if len(items) > self.options.max_messages:
+            raise BadRequest(
+                f"field 'messages' holds {len(items)} messages; the limit is {self.options.max_messages}",
+                code="too_many_messages",
+            )
+        messages: list[dict[str, Any]] = []
+        indexes: list[int] = []
+        rejected: list[MessageRejection] = []
+        for index, item in enumerate(items):
+            try:
+                messages.append(_message(item, self.options))
+                indexes.append(index)
+            except InvalidMessage as exc:
+                if not batch:
+                    raise BadRequest(str(exc), code="invalid_message") from exc
+                rejected.append(MessageRejection(index=index, reason=str(exc)))
+        return Inbound(
+            messages=messages,
+            rejected=rejected,
+            payload=request.body,
+            payload_type=f"application/json; charset={charset}",
+            context={
+                "batch": batch,
+                "indexes": indexes,  # position of each accepted message in the request
+                "message_ids": [str(m["id"]) if m.get("id") is not None else None for m in messages],
+                "app_key": request.query.get("app_key"),
+            },
+        )
+
+
+def _credentials(account: Account) -> tuple[str, str]:
+    secret = account.secret or {}
+    app_key, app_secret = secret.get("appKey"), secret.get("appSecret")
+    if not app_key or not app_secret:
+        # The messages are fine; the relay should keep them and retry once the secret is set.
+        raise Unavailable(f"account {account.name!r} has no appKey/appSecret configured", code="account_not_ready")
+    return str(app_key), str(app_secret)
+
+
+def _query_params(request: WebhookRequest) -> dict[str, str]:
+    if not request.raw_query:
+        return dict(request.query)
+    params: dict[str, str] = {}
+    for name, value in parse_qsl(request.raw_query, keep_blank_values=True):
+        if name in params:
+            # Which of two values was signed is ambiguous; refuse rather than guess.
+            raise Unauthorized(f"query parameter {name!r} is repeated", code="bad_signature")
+        params[name] = value
+    return params
+
+
+def _param_variants(params: dict[str, str]) -> list[dict[str, str]]:
+    # A relay that form-encoded a literal '+' for the timestamp's space signed the space.
+    variants = [params]
+    stamp = params.get("timestamp", "")
+    if "+" in stamp:
+        variants.insert(0, {**params, "timestamp": stamp.replace("+", " ")})
+    return variants
+
+
+def build(mapping: MappingFile) -> TaobaoSource:
+    return TaobaoSource(mapping)
