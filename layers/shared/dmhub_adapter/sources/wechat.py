@@ -1,0 +1,472 @@
+"""WeChat official-account pushes (``/webhooks/wechat/{account}``): plaintext, compatible and safe mode.
+
+- ``GET``  URL verification: ``signature`` over token/timestamp/nonce, answered with the raw
+  ``echostr`` (text/plain, nothing added).
+- ``POST`` every message or event: ``signature`` always; with ``encrypt_type=aes`` also
+  ``msg_signature`` over token/timestamp/nonce/``Encrypt``, then AES decryption
+  (:mod:`.wechat_crypto`). Only the decrypted copy is trusted in compatible mode.
+- A timestamp window (default ±300 s) limits replays of captured signatures.
+- Bodies are parsed with defusedxml (no DTDs, no entities) into flat dicts of element text.
+- Every authentic request is answered ``success``; refusals are JSON errors.
+
+The account secret is ``{"token", "encodingAesKey", "appId"}`` plus the optional
+``previousEncodingAesKey`` (key rotation), ``timestampToleranceSeconds`` and
+``requireEncryption``. The mapping's ``options`` set defaults for every account
+(``timestamp_tolerance_seconds``, ``require_encryption``, ``max_body_bytes``); the secret wins.
+See ``docs/wechat.md``.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlencode
+from xml.etree.ElementTree import ParseError
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import DefusedXMLParser
+
+from dmhub_adapter.apigw import json_response
+from dmhub_adapter.errors import (
+    BadRequest,
+    Forbidden,
+    PayloadTooLarge,
+    Unauthorized,
+    Unavailable,
+    WebhookError,
+)
+from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.sources import wechat_crypto
+from dmhub_adapter.sources.base import Account, Inbound, Outcome, WebhookRequest, WebhookResponse
+from dmhub_adapter.sources.wechat_crypto import encrypt, sign
+
+__all__ = [
+    "Mode",
+    "WeChatSource",
+    "build",
+    "check_config",
+    "encrypt",
+    "handshake_query",
+    "parse_xml",
+    "sign",
+    "signed_request",
+]
+
+DEFAULT_MAX_BODY_BYTES = 64 * 1024
+DEFAULT_TIMESTAMP_TOLERANCE = 300
+MAX_TIMESTAMP_TOLERANCE = 24 * 3600
+MAX_ECHOSTR = 512
+_MAX_DEPTH = 8
+
+Mode = Literal["plain", "compat", "safe"]
+
+#: options a mapping file may set for every account (secrets may override the last two)
+OPTION_TYPES: dict[str, type] = {
+    "max_body_bytes": int,
+    "timestamp_tolerance_seconds": int,
+    "require_encryption": bool,
+}
+_TIMESTAMP_RE = re.compile(r"^\d{1,12}$")
+
+
+# --------------------------------------------------------------------------------------------
+# XML
+
+
+class XmlError(ValueError):
+    """A body is not acceptable XML; the message is safe to return to the caller."""
+
+
+class _FlatBuilder:
+    """Builds ``{tag: text}`` from the root's children as expat reports them (parser target).
+
+    Character data is kept with a flag saying whether it came from a CDATA section, so CDATA
+    text is kept byte for byte while the indentation around it (pretty-printed bodies) and
+    around bare numbers is dropped. Repeated tags become lists; nested elements (menu events'
+    ``ScanCodeInfo``, ``SendPicsInfo``) become dicts.
+    """
+
+    def __init__(self) -> None:
+        self.in_cdata = False
+        self._stack: list[tuple[str, dict[str, Any], list[tuple[str, bool]]]] = []
+        self._root: tuple[str, Any] | None = None
+
+    def start_cdata(self) -> None:
+        self.in_cdata = True
+
+    def end_cdata(self) -> None:
+        self.in_cdata = False
+
+    def start(self, tag: str, attrib: Mapping[str, str]) -> None:
+        if len(self._stack) >= _MAX_DEPTH:
+            raise XmlError(f"XML nested deeper than {_MAX_DEPTH} levels")
+        self._stack.append((tag, {}, []))
+
+    def data(self, text: str) -> None:
+        if self._stack:
+            self._stack[-1][2].append((text, self.in_cdata))
+
+    def end(self, tag: str) -> None:
+        name, children, chunks = self._stack.pop()
+        value: Any = children if children else _leaf_text(chunks)
+        if not self._stack:
+            self._root = (name, value)
+            return
+        siblings = self._stack[-1][1]
+        if name in siblings:
+            previous = siblings[name]
+            siblings[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
+        else:
+            siblings[name] = value
+
+    def close(self) -> tuple[str, Any] | None:
+        return self._root
+
+
+def _leaf_text(chunks: list[tuple[str, bool]]) -> str:
+    if any(is_cdata for _, is_cdata in chunks):
+        # Whitespace-only plain text around CDATA is formatting; any other text is content.
+        return "".join(text for text, is_cdata in chunks if is_cdata or text.strip())
+    return "".join(text for text, _ in chunks).strip()
+
+
+def parse_xml(body: bytes | str, *, root: str = "xml") -> dict[str, Any]:
+    """A WeChat XML body → ``{tag: text}`` (``""`` for empty elements). DTDs, entity
+    declarations and external references are refused; raises :class:`XmlError`."""
+    data = body.encode("utf-8") if isinstance(body, str) else body
+    builder = _FlatBuilder()
+    parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    expat = parser.parser  # the pure-Python XMLParser exposes its expat parser
+    expat.StartCdataSectionHandler = builder.start_cdata
+    expat.EndCdataSectionHandler = builder.end_cdata
+    try:
+        parser.feed(data)
+        # close() returns whatever the target built (typed as an Element in the stubs)
+        result: tuple[str, Any] | None = parser.close()  # type: ignore[assignment]
+    except DefusedXmlException as exc:
+        raise XmlError(f"XML with a DTD or entity declarations is refused ({type(exc).__name__})") from exc
+    except XmlError:
+        raise
+    except (ParseError, ValueError, LookupError) as exc:
+        raise XmlError(f"not well-formed XML: {exc}") from exc
+    if result is None:
+        raise XmlError("not well-formed XML: no root element")
+    name, value = result
+    if name != root:
+        raise XmlError(f"the XML root element must be <{root}>, got <{name}>")
+    if not isinstance(value, dict):
+        raise XmlError(f"<{root}> has no child elements")
+    return value
+
+
+# --------------------------------------------------------------------------------------------
+# Account configuration
+
+
+@dataclass(frozen=True)
+class _Config:
+    token: str
+    aes_keys: list[str]
+    app_id: str | None
+    tolerance: int
+    require_encryption: bool
+
+
+def _option_int(value: Any, name: str, low: int, high: int) -> int:
+    if isinstance(value, bool):
+        raise ValueError(f"{name} must be an integer")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer from {low} to {high}")
+    return value
+
+
+def _option_bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise ValueError(f"{name} must be true or false")
+
+
+def _account_config(account: Account, options: Mapping[str, Any]) -> _Config:
+    """The account's verification settings; a missing or broken secret is our fault, not the
+    caller's, so it is a 503 (WeChat retries once the operator fixed it)."""
+    secret = account.secret
+    if not secret:
+        raise Unavailable(f"WeChat account {account.name!r} has no secret configured", code="account_misconfigured")
+    token = secret.get("token")
+    if isinstance(token, int) and not isinstance(token, bool):
+        token = str(token)  # an all-digit token read from YAML
+    if not isinstance(token, str) or not token:
+        # An empty token makes every signature computable by anyone.
+        raise Unavailable(f"WeChat account {account.name!r} has an empty token", code="account_misconfigured")
+    keys = [secret.get(name) for name in ("encodingAesKey", "previousEncodingAesKey")]
+    aes_keys = [key for key in keys if key]
+    try:
+        for key in aes_keys:
+            wechat_crypto.aes_key(key)
+        tolerance = _option_int(
+            secret.get("timestampToleranceSeconds", options.get("timestamp_tolerance_seconds",
+                                                                DEFAULT_TIMESTAMP_TOLERANCE)),
+            "timestampToleranceSeconds", 1, MAX_TIMESTAMP_TOLERANCE,
+        )
+        require = _option_bool(secret.get("requireEncryption", options.get("require_encryption", False)),
+                               "requireEncryption")
+    except ValueError as exc:
+        raise Unavailable(f"WeChat account {account.name!r}: {exc}", code="account_misconfigured") from exc
+    app_id = secret.get("appId")
+    return _Config(
+        token=token,
+        aes_keys=aes_keys,
+        app_id=app_id if isinstance(app_id, str) and app_id else None,
+        tolerance=tolerance,
+        require_encryption=require,
+    )
+
+
+def check_config(mapping: MappingFile) -> list[str]:
+    """Problems with the wechat-specific parts of a mapping file (used by check-config)."""
+    problems = []
+    if mapping.format != "xml":
+        problems.append(f"field 'format': the wechat adapter reads XML, not {mapping.format!r}")
+    for name in ("verification", "reply"):
+        if getattr(mapping, name) is not None:
+            problems.append(f"field {name!r}: the wechat adapter's {name} is fixed by the protocol; remove it")
+    for name, value in mapping.options.items():
+        if name not in OPTION_TYPES:
+            problems.append(f"field 'options.{name}': unknown option; known: {', '.join(OPTION_TYPES)}")
+            continue
+        try:
+            if name == "max_body_bytes":
+                _option_int(value, name, 1024, 1024 * 1024)
+            elif name == "timestamp_tolerance_seconds":
+                _option_int(value, name, 1, MAX_TIMESTAMP_TOLERANCE)
+            else:
+                _option_bool(value, name)
+        except ValueError as exc:
+            problems.append(f"field 'options.{name}': {exc}")
+    return problems
+
+
+# --------------------------------------------------------------------------------------------
+# The adapter
+
+
+#: top-level elements WeChat always sends as text; mapping rules apply string functions to them
+TEXT_FIELDS = frozenset(
+    {"ToUserName", "FromUserName", "CreateTime", "MsgType", "Event", "EventKey", "MsgId", "MsgID", "Ticket",
+     "Content", "Encrypt"}
+)
+
+
+def _parse(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        message = parse_xml(body)
+    except XmlError as exc:
+        raise BadRequest(f"{what}: {exc}") from exc
+    for name, value in message.items():
+        if isinstance(value, list):
+            raise BadRequest(f"{what}: element <{name}> is repeated")
+        if name in TEXT_FIELDS and not isinstance(value, str):
+            raise BadRequest(f"{what}: element <{name}> must hold text, not elements")
+    return message
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class WeChatSource:
+    def __init__(self, mapping: MappingFile) -> None:
+        self.name = mapping.source
+        self.mapping = mapping
+        problems = check_config(mapping)
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.options: dict[str, Any] = dict(mapping.options)
+        self.max_body_bytes = int(self.options.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+
+    # -- verification ---------------------------------------------------------------------
+
+    def _check_size(self, request: WebhookRequest) -> None:
+        if len(request.body) > self.max_body_bytes:
+            raise PayloadTooLarge(f"body of {len(request.body)} bytes exceeds the {self.max_body_bytes}-byte limit")
+
+    def _verify_query(self, request: WebhookRequest, config: _Config) -> tuple[str, str]:
+        """Check ``signature`` and the timestamp window; returns (timestamp, nonce)."""
+        query = request.query
+        signature, timestamp, nonce = (query.get(name) for name in ("signature", "timestamp", "nonce"))
+        if not signature or not timestamp or not nonce:
+            raise Unauthorized("signature, timestamp and nonce are required")
+        if not wechat_crypto.check_signature(signature, config.token, timestamp, nonce):
+            raise Unauthorized("signature does not match")
+        if not _TIMESTAMP_RE.match(timestamp):
+            raise Unauthorized("timestamp is not Unix seconds")
+        now = request.received_at or time.time()
+        if abs(now - int(timestamp)) > config.tolerance:
+            raise Unauthorized(f"timestamp is outside the allowed window of ±{config.tolerance} s")
+        return timestamp, nonce
+
+    def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
+        config = _account_config(account, self.options)
+        self._verify_query(request, config)
+        echostr = request.query.get("echostr")
+        if not echostr:
+            raise BadRequest("echostr is required for URL verification")
+        if len(echostr) > MAX_ECHOSTR or not echostr.isprintable():
+            raise BadRequest("echostr is not a short printable string")
+        # The raw value and nothing else: WeChat compares the body byte for byte.
+        return WebhookResponse(
+            status=200,
+            body=echostr,
+            content_type="text/plain; charset=utf-8",
+            headers={"X-Content-Type-Options": "nosniff"},
+        )
+
+    def receive(self, request: WebhookRequest, account: Account) -> Inbound:
+        self._check_size(request)
+        config = _account_config(account, self.options)
+        timestamp, nonce = self._verify_query(request, config)
+        encrypt_type = (request.query.get("encrypt_type") or "raw").lower()
+        if encrypt_type == "raw":
+            if config.require_encryption:
+                raise Forbidden("plaintext mode is refused for this account; switch it to safe mode")
+            message = _parse(request.body, "body")
+            return self._inbound([message], request.body, mode="plain", key_index=None)
+        if encrypt_type != "aes":
+            raise BadRequest(f"unsupported encrypt_type {encrypt_type[:16]!r}")
+        envelope = _parse(request.body, "body")
+        encrypted = _text(envelope.get("Encrypt"))
+        if not encrypted:
+            raise BadRequest("encrypt_type=aes but the body has no Encrypt element")
+        msg_signature = request.query.get("msg_signature")
+        if not msg_signature:
+            raise Unauthorized("msg_signature is required when encrypt_type=aes")
+        if not wechat_crypto.check_signature(msg_signature, config.token, timestamp, nonce, encrypted):
+            raise Unauthorized("msg_signature does not match")
+        if not config.aes_keys or not config.app_id:
+            raise Unavailable("the account needs encodingAesKey and appId to read encrypted pushes",
+                              code="account_misconfigured")
+        return self._decrypt(envelope, encrypted, config.aes_keys, config.app_id)
+
+    def _decrypt(self, envelope: dict[str, Any], encrypted: str, aes_keys: list[str], app_id: str) -> Inbound:
+        try:
+            payload, key_index = wechat_crypto.decrypt_with_any(encrypted, aes_keys, app_id)
+        except wechat_crypto.WeChatCryptoError as exc:
+            raise BadRequest(f"Encrypt: {exc}") from exc
+        message = _parse(payload, "decrypted message")
+        if _text(message.get("ToUserName")) != _text(envelope.get("ToUserName")):
+            raise BadRequest("the decrypted ToUserName does not match the envelope's")
+        mode: Mode = "safe" if set(envelope) <= {"ToUserName", "Encrypt"} else "compat"
+        return self._inbound([message], payload, mode=mode, key_index=key_index)
+
+    def _inbound(self, messages: list[dict[str, Any]], payload: bytes, *, mode: Mode, key_index: int | None
+                 ) -> Inbound:
+        context: dict[str, Any] = {"mode": mode}
+        if key_index is not None:
+            context["keyIndex"] = key_index
+        return Inbound(messages=messages, payload=payload, payload_type="application/xml", context=context)
+
+    def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
+        """No signature or timestamp checks (dry runs, replays of stored clear-text payloads).
+        An encrypted body is decrypted when the secret has the key; a compatible-mode body
+        without one falls back to its plaintext copy."""
+        if request.method == "GET":
+            raise BadRequest("a GET is WeChat's URL verification (echostr); it carries no message")
+        self._check_size(request)
+        message = _parse(request.body, "body")
+        encrypted = _text(message.get("Encrypt"))
+        if not encrypted:
+            return self._inbound([message], request.body, mode="plain", key_index=None)
+        secret = account.secret or {}
+        keys = [str(secret[name]) for name in ("encodingAesKey", "previousEncodingAesKey") if secret.get(name)]
+        if keys and secret.get("appId"):
+            return self._decrypt(message, encrypted, keys, str(secret["appId"]))
+        if set(message) <= {"ToUserName", "Encrypt"}:
+            raise BadRequest("the body is encrypted (safe mode); the account's secret needs encodingAesKey and appId")
+        plain = {name: value for name, value in message.items() if name != "Encrypt"}
+        return self._inbound([plain], request.body, mode="compat", key_index=None)
+
+    # -- replies ----------------------------------------------------------------------------
+
+    def reply(self, request: WebhookRequest, outcome: Outcome) -> WebhookResponse:
+        # "success" needs no encryption even in safe mode, and stops WeChat's retries.
+        return WebhookResponse(status=200, body="success", content_type="text/plain; charset=utf-8")
+
+    def error_reply(self, request: WebhookRequest | None, error: WebhookError) -> WebhookResponse:
+        return json_response(error.status, error.to_body())
+
+    def __repr__(self) -> str:
+        return f"WeChatSource({self.name!r})"
+
+
+def build(mapping: MappingFile) -> WeChatSource:
+    return WeChatSource(mapping)
+
+
+# --------------------------------------------------------------------------------------------
+# Client side: what WeChat sends (tests, the local stack's samples, benchmarks)
+
+
+def _cdata(text: str) -> str:
+    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
+
+
+def _nonce() -> str:
+    return str(secrets.randbelow(9 * 10**9) + 10**9)
+
+
+def handshake_query(token: str, echostr: str, *, timestamp: int | str | None = None, nonce: str | None = None
+                    ) -> str:
+    """The query string of WeChat's URL-verification GET."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = nonce or _nonce()
+    return urlencode({"signature": sign(token, ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": echostr})
+
+
+def signed_request(
+    secret: Mapping[str, Any],
+    xml_body: str | bytes,
+    mode: Mode = "safe",
+    timestamp: int | str | None = None,
+    nonce: str | None = None,
+    *,
+    random16: bytes | str | None = None,
+) -> tuple[str, bytes]:
+    """A complete signed POST as WeChat sends it: ``(raw_query, body)``.
+
+    ``secret`` is the account secret (token; encodingAesKey and appId for safe/compat mode),
+    ``xml_body`` the plaintext message. The query's ``openid`` is the body's FromUserName.
+    """
+    token = str(secret["token"])
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = nonce or _nonce()
+    text = xml_body.decode("utf-8") if isinstance(xml_body, bytes) else xml_body
+    fields = parse_xml(text)
+    query: list[tuple[str, str]] = [
+        ("signature", sign(token, ts, nonce)),
+        ("timestamp", ts),
+        ("nonce", nonce),
+        ("openid", _text(fields.get("FromUserName"))),
+    ]
+    if mode == "plain":
+        return urlencode(query), text.encode("utf-8")
+    if mode not in ("safe", "compat"):
+        raise ValueError(f"mode must be 'plain', 'compat' or 'safe', got {mode!r}")
+    encrypted = encrypt(text, str(secret["encodingAesKey"]), str(secret["appId"]), random16)
+    if mode == "safe":
+        body = (f"<xml><ToUserName>{_cdata(_text(fields.get('ToUserName')))}</ToUserName>"
+                f"<Encrypt>{_cdata(encrypted)}</Encrypt></xml>")
+    else:
+        end = text.rstrip().rfind("</xml>")
+        if end < 0:
+            raise ValueError("xml_body must end with </xml>")
+        body = f"{text[:end]}<Encrypt>{_cdata(encrypted)}</Encrypt></xml>"
+    query += [("encrypt_type", "aes"), ("msg_signature", sign(token, ts, nonce, encrypted))]
+    return urlencode(query), body.encode("utf-8")

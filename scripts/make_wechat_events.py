@@ -1,0 +1,143 @@
+"""Write the WeChat sample events (events/wechat-*.json): API Gateway HTTP API v2 events signed
+and, in safe/compatible mode, encrypted with the demo account's secret.
+
+Deterministic by default (fixed timestamps, nonces and AES random prefixes), so the files can
+be regenerated and compared. Each event's ``requestContext.timeEpoch`` equals its signed
+timestamp, so the ingest's timestamp window accepts it when replayed as is. ``--now`` signs
+with the current time instead (for a live endpoint; the output then changes on every run).
+
+    python scripts/make_wechat_events.py [--out DIR] [--now]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from dmhub_adapter.apigw import make_event
+from dmhub_adapter.local.accounts import load_accounts
+from dmhub_adapter.sources.wechat import Mode, handshake_query, signed_request
+
+OFFICIAL_ACCOUNT = "gh_7f083739789a"
+OPENID = "oia2TjjewbmiOUlr6X-1crbLOvLw"
+# The sample ticket printed in WeChat's createQRCode documentation.
+TICKET = "gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL2taZ2Z3TVRtNzJXV1Brb3ZhYmJJAAIEZ23sUwMEmm3sUw=="
+HEADERS = {"content-type": "text/xml", "user-agent": "Mozilla/4.0"}
+
+
+def _event_xml(create_time: int, event: str, event_key: str | None = None, extra: str = "") -> str:
+    key = "" if event_key is None else f"<EventKey><![CDATA[{event_key}]]></EventKey>"
+    return (
+        f"<xml><ToUserName><![CDATA[{OFFICIAL_ACCOUNT}]]></ToUserName>"
+        f"<FromUserName><![CDATA[{OPENID}]]></FromUserName>"
+        f"<CreateTime>{create_time}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+        f"<Event><![CDATA[{event}]]></Event>{key}{extra}</xml>"
+    )
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    mode: Mode
+    xml: str
+    timestamp: int
+    nonce: str
+    random16: str | None = None
+
+
+SAMPLES = [
+    Sample("follow-plain", "plain", _event_xml(1732780860, "subscribe", ""), 1732780861, "872301954"),
+    # The research digest's constructed safe-mode vector: same query, body and msg_signature.
+    Sample(
+        "follow-qr-safe",
+        "safe",
+        _event_xml(1732780800, "subscribe", "qrscene_campaign_2024_spring", f"<Ticket><![CDATA[{TICKET}]]></Ticket>"),
+        1732780801,
+        "1320562132",
+        "0123456789abcdef",
+    ),
+    Sample("follow-compat", "compat", _event_xml(1732781000, "subscribe", ""), 1732781001, "2045182233",
+           "fedcba9876543210"),
+    Sample("unfollow", "safe", _event_xml(1732867200, "unsubscribe", ""), 1732867201, "1187304526",
+           "aaaabbbbccccdddd"),
+    Sample(
+        "scan",
+        "safe",
+        _event_xml(1732953600, "SCAN", "campaign_2024_spring", f"<Ticket><![CDATA[{TICKET}]]></Ticket>"),
+        1732953601,
+        "733019284",
+        "0011223344556677",
+    ),
+    Sample(
+        "text",
+        "plain",
+        f"<xml><ToUserName><![CDATA[{OFFICIAL_ACCOUNT}]]></ToUserName><FromUserName><![CDATA[{OPENID}]]>"
+        "</FromUserName><CreateTime>1732953700</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        "<Content><![CDATA[优惠券]]></Content><MsgId>24823471058392817</MsgId></xml>",
+        1732953701,
+        "918273645",
+    ),
+    Sample(
+        "template-receipt",
+        "compat",
+        _event_xml(1732953800, "TEMPLATESENDJOBFINISH", None,
+                   "<MsgID>3147483652</MsgID><Status><![CDATA[success]]></Status>"),
+        1732953801,
+        "564738291",
+        "9988776655443322",
+    ),
+]
+HANDSHAKE_ECHOSTR = "5837397520665436492"
+HANDSHAKE_TIMESTAMP = 1732780000
+HANDSHAKE_NONCE = "1514711492"
+
+
+def build_events(now: int | None = None) -> dict[str, dict[str, Any]]:
+    """``{file name: API Gateway v2 event}``; ``now`` replaces every fixed timestamp."""
+    secret = load_accounts().secret("wechat", "demo")
+    if not secret:
+        raise SystemExit("the packaged demo accounts have no wechat/demo account")
+    events: dict[str, dict[str, Any]] = {}
+    ts = now or HANDSHAKE_TIMESTAMP
+    query = handshake_query(str(secret["token"]), HANDSHAKE_ECHOSTR, timestamp=ts, nonce=HANDSHAKE_NONCE)
+    events["wechat-handshake.json"] = make_event(
+        method="GET", source="wechat", account="demo", raw_query=query,
+        headers={"user-agent": "Mozilla/4.0"}, request_id="wechat-handshake", now_ms=ts * 1000,
+    )
+    for sample in SAMPLES:
+        ts = now or sample.timestamp
+        raw_query, body = signed_request(
+            secret, sample.xml, sample.mode, timestamp=ts, nonce=sample.nonce, random16=sample.random16
+        )
+        events[f"wechat-{sample.name}.json"] = make_event(
+            method="POST", source="wechat", account="demo", body=body, raw_query=raw_query,
+            headers=HEADERS, request_id=f"wechat-{sample.name}", now_ms=ts * 1000,
+        )
+    return events
+
+
+def render(event: dict[str, Any]) -> str:
+    return json.dumps(event, ensure_ascii=False, indent=2) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "events"),
+                        help="output directory (default: the repository's events/)")
+    parser.add_argument("--now", action="store_true", help="sign with the current time (not reproducible)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, event in build_events(int(time.time()) if args.now else None).items():
+        (out / name).write_text(render(event), encoding="utf-8")
+        print(out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
