@@ -51,8 +51,9 @@ def moto_endpoint() -> Iterator[str]:
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Reset moto, point boto3 at it, create the stack's resources; yields StackResources
     (``.table``, ``.event_queue_url`` …) with the functions' env vars already set."""
-    import boto3
     import urllib.request
+
+    import boto3
 
     from dmhub_adapter import aws as aws_clients
     from dmhub_adapter.local.resources import create_stack
