@@ -1,49 +1,314 @@
-"""The generic adapter: a source defined by its mapping config alone (JSON payloads).
+"""The generic adapter: a source defined by its mapping file alone, no Python per platform.
 
-First version: JSON bodies, split into messages by the config's ``messages`` expression,
-success answered with JSON. Verification schemes as config come with the config-sources work.
+Three blocks of the mapping file configure it (all validated by :func:`check_config`, which
+the registry runs when the file loads and ``check-config`` reports):
+
+``verification``  the signature scheme (:mod:`.signatures`); ``{scheme: none}`` must be
+                  written out to accept unauthenticated requests. A file without the block
+                  still maps payloads (``map`` dry runs) but its requests get 503 until one
+                  is configured: nothing is accepted unauthenticated by omission.
+``reply``         how the platform wants to be answered: status, content type and a body
+                  template for success and for each kind of rejection (default JSON).
+``options``       ``maxBodyBytes`` (default the MAX_BODY_BYTES setting), ``requestValues``
+                  (header/query values copied into every message as ``_request.<name>``, e.g.
+                  a delivery id used as externalId), ``handshake`` (a GET that echoes a query
+                  parameter, for URL verification).
+
+The payload ``format`` (json, form, xml) and the ``messages`` split come from the mapping file.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
-from dmhub_adapter.apigw import json_response
-from dmhub_adapter.errors import BadRequest, MethodNotAllowed, WebhookError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile
 from dmhub_adapter.mapping.engine import MappingError, split_messages
+from dmhub_adapter.sources import payloads, signatures
 from dmhub_adapter.sources.base import Account, Inbound, Outcome, WebhookRequest, WebhookResponse
+
+_PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+SUCCESS_PLACEHOLDERS = ("enqueued", "duplicates", "skipped", "unmapped", "rejected", "requestId")
+ERROR_PLACEHOLDERS = ("status", "code", "message", "requestId")
+HANDSHAKE_PLACEHOLDERS = ("value",)
+#: error kinds a reply block may give its own answer, by the error's class code
+ERROR_KINDS = ("bad_request", "unauthorized", "forbidden", "not_found", "method_not_allowed",
+               "payload_too_large", "unavailable")
+MAX_BODY_LIMIT = 6 * 1024 * 1024  # API Gateway → Lambda payload limit
+MAX_ECHO = 512
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _is_json(content_type: str) -> bool:
+    return "json" in content_type.split(";")[0].lower()
+
+
+def render(template: str, values: dict[str, Any], *, json_escape: bool) -> str:
+    """Fill ``{name}`` placeholders; in JSON bodies the values are JSON-escaped strings."""
+
+    def one(match: re.Match[str]) -> str:
+        value = values.get(match.group(1), "")
+        text = value if isinstance(value, str) else json.dumps(value)
+        return json.dumps(text, ensure_ascii=False)[1:-1] if json_escape else text
+
+    return _PLACEHOLDER_RE.sub(one, template)
+
+
+class ReplyTemplate(_Strict):
+    status: int | None = Field(default=None, ge=100, le=599, description="default: 200, or the error's status")
+    content_type: str = Field(default="application/json", alias="contentType")
+    body: str = Field(description="text with {placeholder}s")
+
+
+def _check_template(template: ReplyTemplate, allowed: tuple[str, ...]) -> None:
+    unknown = sorted(set(_PLACEHOLDER_RE.findall(template.body)) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {unknown} in body; allowed: {list(allowed)}")
+    if _is_json(template.content_type):
+        sample = render(template.body, {name: "1" for name in allowed}, json_escape=True)
+        try:
+            json.loads(sample)
+        except ValueError as exc:
+            raise ValueError(f"body is not valid JSON once filled in ({exc})") from exc
+
+
+class ReplyConfig(_Strict):
+    """``reply:`` — ``success``, ``error`` (every rejection) and ``errors`` (by kind)."""
+
+    success: ReplyTemplate | None = None
+    error: ReplyTemplate | None = None
+    errors: dict[str, ReplyTemplate] = Field(default_factory=dict)
+
+    @field_validator("success")
+    @classmethod
+    def _success(cls, value: ReplyTemplate | None) -> ReplyTemplate | None:
+        if value is not None:
+            _check_template(value, SUCCESS_PLACEHOLDERS)
+        return value
+
+    @field_validator("error")
+    @classmethod
+    def _error(cls, value: ReplyTemplate | None) -> ReplyTemplate | None:
+        if value is not None:
+            _check_template(value, ERROR_PLACEHOLDERS)
+        return value
+
+    @field_validator("errors")
+    @classmethod
+    def _errors(cls, value: dict[str, ReplyTemplate]) -> dict[str, ReplyTemplate]:
+        unknown = sorted(set(value) - set(ERROR_KINDS))
+        if unknown:
+            raise ValueError(f"unknown error kind(s) {unknown}; known: {list(ERROR_KINDS)}")
+        for kind, template in value.items():
+            try:
+                _check_template(template, ERROR_PLACEHOLDERS)
+            except ValueError as exc:
+                raise ValueError(f"{kind}: {exc}") from exc
+        return value
+
+
+class RequestValue(_Strict):
+    header: str | None = Field(default=None, min_length=1)
+    query: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one(self) -> RequestValue:
+        if (self.header is None) == (self.query is None):
+            raise ValueError("give exactly one of header or query")
+        return self
+
+
+class HandshakeSpec(_Strict):
+    query: str = Field(min_length=1, description="the query parameter echoed back")
+    content_type: str = Field(default="text/plain; charset=utf-8", alias="contentType")
+    body: str = Field(default="{value}", description="template; {value} is the parameter's value")
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> HandshakeSpec:
+        _check_template(ReplyTemplate(content_type=self.content_type, body=self.body), HANDSHAKE_PLACEHOLDERS)
+        return self
+
+
+class GenericOptions(_Strict):
+    max_body_bytes: int | None = Field(default=None, ge=1, le=MAX_BODY_LIMIT, alias="maxBodyBytes")
+    request_values: dict[str, RequestValue] = Field(default_factory=dict, alias="requestValues")
+    handshake: HandshakeSpec | None = None
+
+    @field_validator("request_values")
+    @classmethod
+    def _names(cls, value: dict[str, RequestValue]) -> dict[str, RequestValue]:
+        bad = sorted(name for name in value if not _NAME_RE.match(name))
+        if bad:
+            raise ValueError(f"names {bad} must be letters, digits and '_' (they become _request.<name>)")
+        return value
+
+
+def _format(exc: ValidationError, prefix: str) -> list[str]:
+    problems = []
+    for error in exc.errors():
+        location = ".".join([prefix, *(str(p) for p in error["loc"])])
+        problems.append(f"field {location!r}: {error['msg'].removeprefix('Value error, ')}")
+    return problems
+
+
+def check_config(mapping: MappingFile) -> list[str]:
+    """Problems with the file's verification, reply and options blocks (empty when valid)."""
+    problems: list[str] = []
+    if mapping.verification is not None:
+        try:
+            signatures.parse_verification(mapping.verification)
+        except signatures.VerificationConfigError as exc:
+            problems.extend(exc.problems)
+    try:
+        ReplyConfig.model_validate(mapping.reply or {})
+    except ValidationError as exc:
+        problems.extend(_format(exc, "reply"))
+    try:
+        GenericOptions.model_validate(mapping.options)
+    except ValidationError as exc:
+        problems.extend(_format(exc, "options"))
+    return problems
 
 
 class GenericSource:
     def __init__(self, mapping: MappingFile) -> None:
         self.name = mapping.source
         self.mapping = mapping
+        # No block at all is valid for mapping work (dry runs, tests) but never accepts a request.
+        self.verification: signatures.Verification | None = (
+            None if mapping.verification is None else signatures.parse_verification(mapping.verification)
+        )
+        self.replies = ReplyConfig.model_validate(mapping.reply or {})
+        self.options = GenericOptions.model_validate(mapping.options)
+        self._needs_fields = self._scheme_reads_body_fields()
+
+    def _scheme_reads_body_fields(self) -> bool:
+        scheme = self.verification
+        if not isinstance(scheme, signatures.SignatureScheme):
+            return False
+        if scheme.signature.field or (scheme.timestamp and scheme.timestamp.field):
+            return True
+        return any(part.field or (part.sorted_params and part.sorted_params.from_ == "fields")
+                   for part in scheme.signed)
+
+    # -- request handling ------------------------------------------------------------------
+
+    def _max_body(self) -> int:
+        if self.options.max_body_bytes is not None:
+            return self.options.max_body_bytes
+        from dmhub_adapter.settings import Settings
+
+        return Settings.from_env().max_body_bytes
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
-        raise MethodNotAllowed(f"source {self.name!r} has no GET handshake")
+        spec = self.options.handshake
+        if spec is None:
+            raise MethodNotAllowed(f"source {self.name!r} takes POST only")
+        value = request.query.get(spec.query)
+        if not value:
+            raise BadRequest(f"missing query parameter {spec.query!r}")
+        if len(value) > MAX_ECHO:
+            raise BadRequest(f"query parameter {spec.query!r} is longer than {MAX_ECHO} characters")
+        body = render(spec.body, {"value": value}, json_escape=_is_json(spec.content_type))
+        return WebhookResponse(status=200, body=body, content_type=spec.content_type)
 
-    def receive(self, request: WebhookRequest, account: Account) -> Inbound:
-        return self.parse_unverified(request, account)
+    def _parse(self, request: WebhookRequest) -> Any:
+        payloads.check_size(request.body, self._max_body())
+        return payloads.parse_body(request.body, self.mapping.format, request.charset)
 
-    def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
-        try:
-            payload = json.loads(request.body.decode(request.charset))
-        except (UnicodeDecodeError, LookupError, ValueError) as exc:
-            raise BadRequest(f"body is not valid JSON: {exc}") from exc
+    def _inbound(self, request: WebhookRequest, payload: Any) -> Inbound:
         try:
             messages = split_messages(self.mapping, payload)
         except MappingError as exc:
             raise BadRequest(str(exc)) from exc
-        return Inbound(messages=messages, payload=request.body, payload_type="application/json")
+        context: dict[str, Any] = {}
+        if self.options.request_values:
+            values = {name: (request.header(spec.header) if spec.header else request.query.get(spec.query or ""))
+                      for name, spec in self.options.request_values.items()}
+            context["request"] = values
+            messages = [{**message, "_request": values} for message in messages]
+        payload_type = payloads.CONTENT_TYPES[self.mapping.format]
+        if self.mapping.format != "xml" and request.charset.lower() not in ("utf-8", "utf8"):
+            payload_type += f"; charset={request.charset}"
+        return Inbound(messages=messages, payload=request.body, payload_type=payload_type, context=context)
+
+    def receive(self, request: WebhookRequest, account: Account) -> Inbound:
+        if self.verification is None:
+            # Fail closed: accepting unauthenticated requests must be written down as {scheme: none}.
+            raise Unavailable(
+                f"source {self.name!r} has no verification block; configure a signature scheme, "
+                "or {scheme: none} to accept unauthenticated requests",
+                code="verification_not_configured",
+            )
+        payload: Any = None
+        if self._needs_fields:
+            payload = self._parse(request)
+        else:
+            # Verify before parsing: an unauthenticated body is never decoded.
+            payloads.check_size(request.body, self._max_body())
+        fields = payload if isinstance(payload, dict) else {}
+        signatures.verify(
+            self.verification,
+            signatures.SignedRequest(
+                body=request.body,
+                headers=request.headers,
+                query=request.query,
+                fields=fields,
+                received_at=request.received_at,
+            ),
+            account.secret,
+        )
+        if payload is None:
+            payload = self._parse(request)
+        return self._inbound(request, payload)
+
+    def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
+        return self._inbound(request, self._parse(request))
+
+    # -- answers ---------------------------------------------------------------------------
 
     def reply(self, request: WebhookRequest, outcome: Outcome) -> WebhookResponse:
-        body: dict[str, Any] = {"success": True}
-        return json_response(200, body)
+        template = self.replies.success
+        if template is None:
+            return _json(200, {"success": True, "enqueued": outcome.enqueued, "duplicates": outcome.duplicates})
+        values = {
+            "enqueued": outcome.enqueued,
+            "duplicates": outcome.duplicates,
+            "skipped": outcome.skipped,
+            "unmapped": outcome.unmapped,
+            "rejected": len(outcome.rejected),
+            "requestId": request.request_id or "",
+        }
+        body = render(template.body, values, json_escape=_is_json(template.content_type))
+        return WebhookResponse(status=template.status or 200, body=body, content_type=template.content_type)
 
     def error_reply(self, request: WebhookRequest | None, error: WebhookError) -> WebhookResponse:
-        return json_response(error.status, error.to_body())
+        template = self.replies.errors.get(type(error).code) or self.replies.error
+        if template is None:
+            return _json(error.status, error.to_body())
+        values = {
+            "status": error.status,
+            "code": error.code,
+            "message": error.message,
+            "requestId": (request.request_id if request else None) or "",
+        }
+        body = render(template.body, values, json_escape=_is_json(template.content_type))
+        return WebhookResponse(status=template.status or error.status, body=body,
+                               content_type=template.content_type)
+
+
+def _json(status: int, body: dict[str, Any]) -> WebhookResponse:
+    from dmhub_adapter.apigw import json_response
+
+    return json_response(status, body)
 
 
 def build(mapping: MappingFile) -> GenericSource:

@@ -1,0 +1,151 @@
+"""Write the API Gateway v2 sample events of the config-only sources into events/.
+
+    python scripts/make_config_source_events.py [--out DIR] [--check]
+
+Each event is signed with the source's own ``verification`` block (from its mapping file) and
+the demo account's secret (layers/shared/dmhub_adapter/local/demo-accounts.yaml), so the samples
+pass the real ingest handler, ``sam local invoke -e`` and ``dmhub-adapter map``. Times are fixed
+(the request time equals the signed timestamp), so the output is the same on every run;
+``--check`` exits 1 when a file in DIR differs from what would be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from dmhub_adapter.apigw import make_event
+from dmhub_adapter.local.accounts import load_accounts
+from dmhub_adapter.sources.registry import source_for
+from dmhub_adapter.sources.signatures import SignatureScheme, SignedRequest, sign
+
+ACCOUNT = "demo"
+#: 2024-01-01T00:00:00Z: the moment every sample is sent (and signed)
+SENT_AT = 1704067200
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _signed_event(source: str, body: bytes, headers: dict[str, str], *, request_id: str,
+                  extra_signatures: list[str] | None = None) -> dict[str, Any]:
+    adapter = source_for(source)
+    assert adapter is not None, f"no mapping file for {source}"
+    scheme = adapter.verification  # type: ignore[attr-defined]
+    assert isinstance(scheme, SignatureScheme)
+    secret = load_accounts().secret(source, ACCOUNT)
+    assert secret is not None, f"no demo account for {source}"
+    lowered = {name.lower(): value for name, value in headers.items()}
+    signature = sign(scheme, SignedRequest(body=body, headers=lowered, received_at=SENT_AT), secret)
+    assert scheme.signature.header is not None
+    values = [*(extra_signatures or []), signature]
+    separator = scheme.signature.separator or ""
+    all_headers = {"content-type": "application/json", **lowered,
+                   scheme.signature.header.lower(): separator.join(values) if separator else signature}
+    return make_event(method="POST", source=source, account=ACCOUNT, body=body, headers=all_headers,
+                      request_id=request_id, now_ms=SENT_AT * 1000)
+
+
+def _youzan_body(type_: str, status: str, msg: dict[str, Any], *, test: bool = False) -> bytes:
+    envelope = {
+        "client_id": "cid123",
+        "id": "E20240101000000000001",
+        "kdt_id": 10001,
+        "kdt_name": "Demo Shop",
+        "msg": quote(_compact(msg), safe=""),
+        "type": type_,
+        "status": status,
+        "version": SENT_AT,
+        "test": test,
+        "mode": 1,
+        "sendCount": 0,
+    }
+    return _compact(envelope).encode("utf-8")
+
+
+def events() -> dict[str, dict[str, Any]]:
+    order = {
+        "full_order_info": {
+            "order_info": {"tid": "E20240101000000000001", "created": "2024-01-01 07:58:12",
+                           "pay_time": "2024-01-01 08:00:00", "status": "WAIT_SELLER_SEND_GOODS"},
+            "buyer_info": {"yz_open_id": "yzopen-demo-7f3a2c", "fans_type": 1},
+            "pay_info": {"payment": "199.00", "total_fee": "199.00", "post_fee": "0.00"},
+        }
+    }
+    doudian_paid = (
+        b'[{"tag":"101","msg_id":"10000000000000000001","data":"{\\"p_id\\":4837328765348566675,'
+        b'\\"shop_id\\":77977,\\"order_status\\":2,\\"pay_amount\\":1990,\\"pay_time\\":1630373504}"}]'
+    )
+    doudian_batch = _compact([
+        {"tag": "100", "msg_id": "10000000000000000002",
+         "data": _compact({"p_id": 4837328765348566676, "shop_id": 77977, "order_status": 1,
+                           "order_amount": 5990, "create_time": SENT_AT - 120})},
+        {"tag": "101", "msg_id": "10000000000000000003",
+         "data": _compact({"p_id": 4837328765348566676, "shop_id": 77977, "order_status": 2,
+                           "pay_amount": 5990, "pay_time": SENT_AT - 60})},
+    ]).encode("utf-8")
+    invoice = _compact({
+        "type": "invoice.paid",
+        "timestamp": "2024-01-01T00:00:00Z",
+        "data": {"id": "inv_1001", "amount": 4200, "currency": "CNY",
+                 "customer": {"id": "cus_501", "email": "Li.Lei@example.com", "name": "Li Lei"}},
+    }).encode("utf-8")
+    signup = _compact({
+        "type": "member.signed_up",
+        "timestamp": "2024-01-01T08:00:00+08:00",
+        "data": {"id": "mem_77", "customer": {"id": "cus_502", "mobile": "13800000000"}},
+    }).encode("utf-8")
+    swh_headers = {"webhook-id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", "webhook-timestamp": str(SENT_AT)}
+    return {
+        "youzan-trade-paid.json": _signed_event(
+            "youzan", _youzan_body("trade_TradePaid", "TRADE_PAID", order), {"event-type": "trade_TradePaid"},
+            request_id="youzan-trade-paid"),
+        "youzan-test-message.json": _signed_event(
+            "youzan", _youzan_body("trade_TradeCreate", "WAIT_BUYER_PAY", {"tid": "E20240101000000000001"},
+                                   test=True), {}, request_id="youzan-test-message"),
+        "doudian-order-paid.json": _signed_event("doudian", doudian_paid, {"app-id": "7000000000000000001"},
+                                                 request_id="doudian-order-paid"),
+        "doudian-order-created-and-paid.json": _signed_event(
+            "doudian", doudian_batch, {"app-id": "7000000000000000001"}, request_id="doudian-batch"),
+        "standard-webhooks-invoice-paid.json": _signed_event(
+            "standard-webhooks", invoice, swh_headers, request_id="swh-invoice-paid"),
+        # A sender rotating keys: an old-key v1 entry and a v1a entry beside the valid one.
+        "standard-webhooks-member-signed-up-rotated.json": _signed_event(
+            "standard-webhooks", signup,
+            {"webhook-id": "msg_2KWPBgLlAfxdpx2AI54pPJ85f4X", "webhook-timestamp": str(SENT_AT)},
+            request_id="swh-member-signed-up",
+            extra_signatures=["v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+                              "v1a,hnO3f9T8Ytu9HwrXslvumlUpqtNVqkhqw/enGzPCXe5BdqzCInXqYXFymVJaA7AZdpXwVLPo3mNl8EM+m7TBAg=="]),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "events"))
+    parser.add_argument("--check", action="store_true", help="compare instead of writing")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    stale = []
+    for name, event in events().items():
+        text = json.dumps(event, ensure_ascii=False, indent=2) + "\n"
+        path = out / name
+        if args.check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    if stale:
+        print(f"out of date: {', '.join(stale)} (run scripts/make_config_source_events.py)", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
