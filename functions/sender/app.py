@@ -1,9 +1,10 @@
-"""SenderFunction: SQS batches → DM Hub CustomerEvents, with partial batch responses."""
+"""SenderFunction: SQS batches → DM Hub CustomerEvents, with partial batch responses.
+
+Everything lives in :mod:`dmhub_adapter.sender.handler`; importing it here runs during the
+Lambda init phase, and its clients are built on the first invocation and reused after."""
 
 from __future__ import annotations
 
-from typing import Any
+from dmhub_adapter.sender.handler import lambda_handler
 
-
-def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in event.get("Records", [])]}
+__all__ = ["lambda_handler"]

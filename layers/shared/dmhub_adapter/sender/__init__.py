@@ -1,0 +1,6 @@
+"""The sender: SQS batches of queued events → DM Hub CustomerEvents.
+
+:mod:`.core` holds the delivery logic (:class:`~.core.Sender`), :mod:`.retry` the backoff
+policy and :mod:`.handler` the Lambda wiring (``lambda_handler``). Nothing is imported here,
+so importing the package stays cheap.
+"""

@@ -1,0 +1,306 @@
+"""Deliver queued events to DM Hub: resolve, POST, retry, classify, record.
+
+For each SQS record (a :class:`~dmhub_adapter.model.customer_event.QueuedEvent`):
+
+* delivered → claim item DELIVERED with DM Hub's event id; the record succeeds;
+* permanent failure (validation, other 4xx, unknown identity that may not be created,
+  malformed body) → the message goes to the dead-letter queue at once with the reason and
+  DM Hub's field errors, the claim item becomes FAILED, and the record *succeeds* so that
+  SQS deletes it;
+* retryable failure (network, timeout, 429, 5xx, token) → retried with backoff while the
+  invocation has time; then the record fails (``batchItemFailures``) and SQS redelivers it,
+  until the queue's redrive moves it to the dead-letter queue.
+
+Records of a batch are processed concurrently (bounded). The ``externalId`` is always sent,
+so a retry — here or after a redelivery — never doubles an event in DM Hub.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from dmhub_adapter.dmhub.client import DmhubClient, request_deadline
+from dmhub_adapter.dmhub.errors import DmhubError
+from dmhub_adapter.dmhub.identity import IdentityResolver
+from dmhub_adapter.model.customer_event import QueuedEvent
+from dmhub_adapter.queue import OutgoingMessage, send_messages
+from dmhub_adapter.sender.retry import RetryPolicy
+from dmhub_adapter.store.claims import ClaimStore
+
+DEFAULT_CONCURRENCY = 8
+#: used when the caller has no Lambda context to ask for the remaining time
+DEFAULT_BUDGET_SECONDS = 60.0
+FAILURE_KEY = "failure"
+
+
+class Outcome(StrEnum):
+    DELIVERED = "delivered"
+    DEAD_LETTERED = "dead_lettered"
+    RETRY_LATER = "retry_later"
+
+
+class RetryLater(Exception):  # it is an outcome, not a bug
+    """Raised from a record handler so the record is reported in ``batchItemFailures``."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    message_id: str
+    outcome: Outcome
+    attempts: int
+    dmhub_id: int | None = None
+    reason: str | None = None
+
+
+@dataclass
+class BatchStats:
+    delivered: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    left_for_retry: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, name: str, value: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + value)
+
+
+def fingerprint(text: str) -> str:
+    """A short hash that lets logs correlate records without carrying ids that hold PII."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
+
+
+def parse_body(body: str) -> tuple[dict[str, Any] | None, QueuedEvent]:
+    """The message's JSON and the validated event; raises ``ValueError`` with the reason.
+
+    A ``failure`` block (left by an earlier dead-lettering, e.g. after a redrive that did not
+    strip it) is ignored.
+    """
+    try:
+        data = json.loads(body)
+    except ValueError as exc:
+        raise ValueError(f"message body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError("message body is not a JSON object")
+    clean = {k: v for k, v in data.items() if k != FAILURE_KEY}
+    try:
+        return data, QueuedEvent.model_validate(clean)
+    except ValueError as exc:
+        raise ValueError(f"message body is not a queued event: {exc}") from None
+
+
+def failure_block(reason: str, *, kind: str, field_errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "reason": reason,
+        "kind": kind,
+        "fieldErrors": field_errors or [],
+        "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+class Sender:
+    def __init__(
+        self,
+        *,
+        dmhub: DmhubClient,
+        resolver: IdentityResolver,
+        claims: ClaimStore,
+        dead_letter_queue_url: str,
+        sqs: Any | None = None,
+        policy: RetryPolicy | None = None,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+        logger: Any | None = None,
+    ) -> None:
+        self.dmhub = dmhub
+        self.resolver = resolver
+        self.claims = claims
+        self.dead_letter_queue_url = dead_letter_queue_url
+        self.sqs = sqs
+        self.policy = policy or RetryPolicy()
+        self.concurrency = max(1, concurrency)
+        self.sleep = sleep
+        self.rng = rng or random.Random()  # jitter, not secrecy
+        self.logger = logger or logging.getLogger("dmhub_adapter.sender")
+
+    # -- one record -------------------------------------------------------------------------
+
+    def deliver(self, body: str, *, message_id: str, deadline: float, stats: BatchStats | None = None) -> RecordResult:
+        """Process one message body before ``deadline`` (``time.monotonic()``).
+
+        Returns DELIVERED or DEAD_LETTERED; raises :class:`RetryLater` when the message should
+        go back to SQS. Other exceptions (AWS calls failing) also leave it to SQS.
+        """
+        stats = stats or BatchStats()
+        with request_deadline(deadline):
+            try:
+                original, queued = parse_body(body)
+            except ValueError as exc:
+                return self._dead_letter(
+                    body, None, message_id, reason=str(exc), kind="malformed", attempts=0, stats=stats
+                )
+            log = {
+                "message_id": message_id,
+                "claim": fingerprint(queued.claim_key),
+                "trace_id": queued.trace_id,
+                "source": queued.source,
+                "event_type": queued.event.event,
+            }
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    dmhub_id = self._send(queued)
+                except DmhubError as error:
+                    if not error.retryable:
+                        self.logger.warning("permanent failure", extra={**log, "reason": error.describe()})
+                        return self._dead_letter(
+                            body,
+                            queued,
+                            message_id,
+                            reason=error.describe(),
+                            kind=error.kind,
+                            field_errors=error.field_errors,
+                            attempts=attempt,
+                            stats=stats,
+                            original=original,
+                        )
+                    delay = self.policy.delay(attempt, error, self.rng)
+                    left = deadline - time.monotonic()
+                    if not self.policy.should_retry(attempt, error, delay, left):
+                        stats.add("left_for_retry")
+                        self.logger.warning(
+                            "left for redelivery", extra={**log, "attempts": attempt, "reason": error.describe()}
+                        )
+                        raise RetryLater(error.describe()) from None
+                    stats.add("retried")
+                    self.logger.info(
+                        "retrying", extra={**log, "attempt": attempt, "delay": round(delay, 3), "reason": error.kind}
+                    )
+                    self.sleep(delay)
+                    continue
+                self.claims.mark_delivered(queued.claim_key, dmhub_id)
+                stats.add("delivered")
+                self.logger.info("delivered", extra={**log, "attempts": attempt, "dmhub_id": dmhub_id})
+                return RecordResult(message_id, Outcome.DELIVERED, attempt, dmhub_id=dmhub_id)
+
+    def _send(self, queued: QueuedEvent) -> int:
+        event = queued.event
+        if event.customerId is None:
+            assert queued.identity is not None  # QueuedEvent guarantees one of the two
+            customer_id = self.resolver.resolve(queued.identity)
+            event = event.model_copy(update={"customerId": customer_id})
+        return self.dmhub.create_event(event).id
+
+    def _dead_letter(
+        self,
+        body: str,
+        queued: QueuedEvent | None,
+        message_id: str,
+        *,
+        reason: str,
+        kind: str,
+        attempts: int,
+        stats: BatchStats,
+        field_errors: list[dict[str, Any]] | None = None,
+        original: dict[str, Any] | None = None,
+    ) -> RecordResult:
+        message: dict[str, Any]
+        if original is not None:
+            message = {k: v for k, v in original.items() if k != FAILURE_KEY}
+        else:
+            try:
+                parsed = json.loads(body)
+            except ValueError:
+                parsed = None
+            message = (
+                {k: v for k, v in parsed.items() if k != FAILURE_KEY} if isinstance(parsed, dict) else {"raw": body}
+            )
+        message[FAILURE_KEY] = failure_block(reason, kind=kind, field_errors=field_errors)
+        attributes = {"failure": kind}
+        if queued is not None:
+            attributes["source"] = queued.source
+        # an exception here leaves the record to SQS: better a second try than a lost message
+        send_messages(
+            self.dead_letter_queue_url, [OutgoingMessage(body=message, attributes=attributes)], client=self.sqs
+        )
+        claim = queued.claim_key if queued is not None else message.get("claim_key")
+        if isinstance(claim, str) and claim:
+            try:
+                self.claims.mark_failed(claim, reason)
+            except Exception as exc:  # the DLQ message is the record of truth; the claim is a view
+                self.logger.warning(
+                    "could not mark the claim FAILED", extra={"claim": fingerprint(claim), "error": type(exc).__name__}
+                )
+        stats.add("dead_lettered")
+        return RecordResult(message_id, Outcome.DEAD_LETTERED, attempts, reason=reason)
+
+    # -- a batch ------------------------------------------------------------------------------
+
+    def deadline_for(self, remaining_ms: int | None) -> float:
+        budget = DEFAULT_BUDGET_SECONDS if remaining_ms is None else remaining_ms / 1000
+        return time.monotonic() + budget - self.policy.safety_margin
+
+    def process_batch(self, event: dict[str, Any], context: Any = None) -> tuple[dict[str, Any], BatchStats]:
+        """Process an SQS event with a Powertools batch processor; returns the partial batch
+        response (``{"batchItemFailures": [...]}``) and the counts."""
+        from aws_lambda_powertools.utilities.batch import process_partial_response
+        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+        remaining = None
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            remaining = int(context.get_remaining_time_in_millis())
+        deadline = self.deadline_for(remaining)
+        stats = BatchStats()
+
+        def record_handler(record: SQSRecord) -> str:
+            result = self.deliver(record.body, message_id=record.message_id, deadline=deadline, stats=stats)
+            return result.outcome.value
+
+        processor = concurrent_processor(self.concurrency)
+        response = process_partial_response(event=event, record_handler=record_handler, processor=processor)
+        return dict(response), stats
+
+
+@functools.lru_cache(maxsize=1)
+def _processor_class() -> Any:
+    from aws_lambda_powertools.utilities.batch import BatchProcessor
+
+    class ConcurrentBatchProcessor(BatchProcessor):
+        concurrency = DEFAULT_CONCURRENCY
+
+        def process(self) -> list[tuple[Any, ...]]:
+            if self.concurrency <= 1 or len(self.records) <= 1:
+                return super().process()
+            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(self.records))) as pool:
+                return list(pool.map(self._process_record, self.records))
+
+    return ConcurrentBatchProcessor
+
+
+def concurrent_processor(concurrency: int) -> Any:
+    """A Powertools ``BatchProcessor(EventType.SQS)`` that runs the record handler on a bounded
+    thread pool and always answers with ``batchItemFailures`` (even when all records fail,
+    so SQS redelivers exactly those instead of failing the invocation)."""
+    from aws_lambda_powertools.utilities.batch import EventType
+
+    processor = _processor_class()(EventType.SQS, raise_on_entire_batch_failure=False)
+    processor.concurrency = concurrency
+    return processor
