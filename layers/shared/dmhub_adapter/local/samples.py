@@ -1,0 +1,251 @@
+"""Freshly signed sample webhooks (current timestamp) for the local stack and its tests.
+
+Each sample is what the platform (or, for Taobao, a TMC relay) would send right now, signed
+with the account's secret through the adapters' own client-side helpers, so a sample that
+passes here passes for the same reason a real push does.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import quote
+
+#: the demo WeChat follower and official account (fixed, so repeated samples are one customer)
+DEMO_OPENID = "oDemo-LocalStack000000000001"
+DEMO_OA = "gh_0123456789ab"
+#: the demo Taobao buyer and shop
+DEMO_BUYER = {"buyer_nick": "t**", "buyer_open_uid": "AAHq5d-EAAeG3JedwSFpZMe1"}
+DEMO_SHOP = {"user_id": 2200123456789, "user_nick": "示例旗舰店"}
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    name: str
+    source: str
+    account: str
+    method: str
+    raw_query: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    #: the values that identify this sample's event (openid, tid …), for tests and printing
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def path(self) -> str:
+        return f"/webhooks/{quote(self.source, safe='')}/{quote(self.account, safe='')}"
+
+    def url(self, gateway: str) -> str:
+        base = gateway.rstrip("/") + self.path
+        return f"{base}?{self.raw_query}" if self.raw_query else base
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    source: str
+    description: str
+    build: Callable[..., SampleRequest]
+
+
+# -- WeChat ---------------------------------------------------------------------------------------
+
+
+def wechat_event_xml(event: str, *, openid: str, to_user: str = DEMO_OA, created: int | None = None,
+                     **fields: str) -> str:
+    created = int(time.time()) if created is None else created
+    parts = [
+        f"<ToUserName><![CDATA[{to_user}]]></ToUserName>",
+        f"<FromUserName><![CDATA[{openid}]]></FromUserName>",
+        f"<CreateTime>{created}</CreateTime>",
+        "<MsgType><![CDATA[event]]></MsgType>",
+        f"<Event><![CDATA[{event}]]></Event>",
+        *(f"<{k}><![CDATA[{v}]]></{k}>" for k, v in fields.items()),
+    ]
+    return "<xml>" + "".join(parts) + "</xml>"
+
+
+def wechat_text_xml(content: str, *, openid: str, to_user: str = DEMO_OA, created: int | None = None,
+                    msg_id: int | None = None) -> str:
+    created = int(time.time()) if created is None else created
+    msg_id = msg_id if msg_id is not None else secrets.randbelow(9 * 10**18) + 10**18
+    return (
+        f"<xml><ToUserName><![CDATA[{to_user}]]></ToUserName><FromUserName><![CDATA[{openid}]]></FromUserName>"
+        f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[text]]></MsgType>"
+        f"<Content><![CDATA[{content}]]></Content><MsgId>{msg_id}</MsgId></xml>"
+    )
+
+
+def _wechat(name: str, xml: str, secret: Mapping[str, Any], account: str, mode: str, now: float,
+            facts: dict[str, Any]) -> SampleRequest:
+    from dmhub_adapter.sources.wechat import signed_request
+
+    raw_query, body = signed_request(secret, xml, mode, int(now))  # type: ignore[arg-type]
+    return SampleRequest(
+        name=name,
+        source="wechat",
+        account=account,
+        method="POST",
+        raw_query=raw_query,
+        body=body,
+        headers={"content-type": "text/xml", "user-agent": "Mozilla/4.0"},
+        facts={"mode": mode, **facts},
+    )
+
+
+def _wechat_follow(mode: str, via_qr: bool) -> Callable[..., SampleRequest]:
+    def build(name: str, secret: Mapping[str, Any], account: str, now: float, openid: str = DEMO_OPENID,
+              **_: Any) -> SampleRequest:
+        extra = {"EventKey": "qrscene_20240618", "Ticket": "gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9x"}
+        xml = wechat_event_xml("subscribe", openid=openid, created=int(now), **(extra if via_qr else {}))
+        return _wechat(name, xml, secret, account, mode, now,
+                       {"openid": openid, "event": "subscribe", "created": int(now)})
+
+    return build
+
+
+def _wechat_unfollow(name: str, secret: Mapping[str, Any], account: str, now: float, openid: str = DEMO_OPENID,
+                     **_: Any) -> SampleRequest:
+    xml = wechat_event_xml("unsubscribe", openid=openid, created=int(now))
+    return _wechat(name, xml, secret, account, "safe", now, {"openid": openid, "event": "unsubscribe"})
+
+
+def _wechat_scan(name: str, secret: Mapping[str, Any], account: str, now: float, openid: str = DEMO_OPENID,
+                 **_: Any) -> SampleRequest:
+    xml = wechat_event_xml("SCAN", openid=openid, created=int(now), EventKey="20240618",
+                           Ticket="gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9x")
+    return _wechat(name, xml, secret, account, "safe", now, {"openid": openid, "event": "SCAN"})
+
+
+def _wechat_text(name: str, secret: Mapping[str, Any], account: str, now: float, openid: str = DEMO_OPENID,
+                 **_: Any) -> SampleRequest:
+    xml = wechat_text_xml("你好", openid=openid, created=int(now))
+    return _wechat(name, xml, secret, account, "safe", now, {"openid": openid, "msgType": "text"})
+
+
+def _wechat_verify(name: str, secret: Mapping[str, Any], account: str, now: float, **_: Any) -> SampleRequest:
+    from dmhub_adapter.sources.wechat import handshake_query
+
+    echostr = str(secrets.randbelow(10**18))
+    return SampleRequest(
+        name=name, source="wechat", account=account, method="GET",
+        raw_query=handshake_query(str(secret["token"]), echostr, timestamp=int(now)),
+        body=b"", headers={"user-agent": "Mozilla/4.0"}, facts={"echostr": echostr},
+    )
+
+
+# -- Taobao (through a relay) ---------------------------------------------------------------------
+
+
+def new_tid() -> int:
+    """A fresh Taobao-like order id (19 digits, above 2**53 like real ones)."""
+    return 3_800_000_000_000_000_000 + secrets.randbelow(10**17)
+
+
+def taobao_trade_message(topic: str, status: str, *, tid: int, now: float, payment: str = "199.00",
+                         buyer: Mapping[str, str] = DEMO_BUYER, app_key: str = "12345678") -> dict[str, Any]:
+    from dmhub_adapter.sources.taobao import format_timestamp
+
+    content = {**buyer, "oid": tid, "payment": payment, "seller_nick": DEMO_SHOP["user_nick"], "status": status,
+               "tid": tid, "type": "fixed"}
+    return {
+        "id": 2_760_000_000_000_000_000 + secrets.randbelow(10**17),
+        "topic": topic,
+        "pub_time": format_timestamp(now - 1),
+        "pub_app_key": app_key,
+        **DEMO_SHOP,
+        "content": json.dumps(dict(sorted(content.items())), ensure_ascii=False, separators=(",", ":")),
+    }
+
+
+def taobao_request(name: str, message: Mapping[str, Any], secret: Mapping[str, Any], account: str, now: float,
+                   facts: dict[str, Any], sign_method: str = "md5") -> SampleRequest:
+    from dmhub_adapter.sources.taobao import signed_request
+
+    body = json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return SampleRequest(
+        name=name,
+        source="taobao",
+        account=account,
+        method="POST",
+        raw_query=signed_request(secret, body, sign_method, now),
+        body=body,
+        headers={"content-type": "application/json; charset=utf-8", "user-agent": "taobao-tmc-relay/1.0"},
+        facts=facts,
+    )
+
+
+def _taobao_trade(topic: str, status: str) -> Callable[..., SampleRequest]:
+    def build(name: str, secret: Mapping[str, Any], account: str, now: float, tid: int | None = None,
+              **_: Any) -> SampleRequest:
+        tid = tid if tid is not None else new_tid()
+        message = taobao_trade_message(f"taobao_trade_{topic}", status, tid=tid, now=now,
+                                       app_key=str(secret.get("appKey", "12345678")))
+        facts = {"tid": tid, "topic": message["topic"], "buyer_open_uid": DEMO_BUYER["buyer_open_uid"]}
+        return taobao_request(name, message, secret, account, now, facts)
+
+    return build
+
+
+def _taobao_refund(name: str, secret: Mapping[str, Any], account: str, now: float, tid: int | None = None,
+                   **_: Any) -> SampleRequest:
+    from dmhub_adapter.sources.taobao import format_timestamp
+
+    tid = tid if tid is not None else new_tid()
+    refund_id = 228_000_000_000_000_000 + secrets.randbelow(10**15)
+    content = {**DEMO_BUYER, "bill_type": "refund_bill", "modified": format_timestamp(now - 2), "oid": tid,
+               "refund_fee": "199.00", "refund_id": refund_id, "refund_phase": "aftersale",
+               "seller_nick": DEMO_SHOP["user_nick"], "tid": tid}
+    message = {
+        "id": 2_760_000_000_000_000_000 + secrets.randbelow(10**17),
+        "topic": "taobao_refund_RefundCreated",
+        "pub_time": format_timestamp(now - 1),
+        "pub_app_key": str(secret.get("appKey", "12345678")),
+        **DEMO_SHOP,
+        "content": json.dumps(dict(sorted(content.items())), ensure_ascii=False, separators=(",", ":")),
+    }
+    facts = {"tid": tid, "refund_id": refund_id, "topic": message["topic"]}
+    return taobao_request(name, message, secret, account, now, facts)
+
+
+SAMPLES: dict[str, SampleSpec] = {
+    "wechat-follow": SampleSpec("wechat", "follow via a parametric QR code, safe (AES) mode",
+                                _wechat_follow("safe", True)),
+    "wechat-compat-follow": SampleSpec("wechat", "follow, compatible mode (clear text + Encrypt)",
+                                       _wechat_follow("compat", False)),
+    "wechat-plain-follow": SampleSpec("wechat", "follow, plaintext mode", _wechat_follow("plain", False)),
+    "wechat-unfollow": SampleSpec("wechat", "unfollow, safe mode", _wechat_unfollow),
+    "wechat-scan": SampleSpec("wechat", "a follower scans a parametric QR code, safe mode", _wechat_scan),
+    "wechat-text": SampleSpec("wechat", "a text message, safe mode", _wechat_text),
+    "wechat-verify": SampleSpec("wechat", "the URL-verification GET (answered with echostr)", _wechat_verify),
+    "taobao-created": SampleSpec("taobao", "order created (taobao_trade_TradeCreate), MD5-signed relay",
+                                 _taobao_trade("TradeCreate", "WAIT_BUYER_PAY")),
+    "taobao-paid": SampleSpec("taobao", "order paid (taobao_trade_TradeBuyerPay)",
+                              _taobao_trade("TradeBuyerPay", "WAIT_SELLER_SEND_GOODS")),
+    "taobao-shipped": SampleSpec("taobao", "order shipped (taobao_trade_TradeSellerShip)",
+                                 _taobao_trade("TradeSellerShip", "WAIT_BUYER_CONFIRM_GOODS")),
+    "taobao-success": SampleSpec("taobao", "order completed (taobao_trade_TradeSuccess)",
+                                 _taobao_trade("TradeSuccess", "TRADE_FINISHED")),
+    "taobao-refund": SampleSpec("taobao", "refund requested (taobao_refund_RefundCreated)", _taobao_refund),
+}
+
+
+class UnknownSample(KeyError):
+    pass
+
+
+def build_sample(name: str, secret: Mapping[str, Any], *, account: str = "demo", now: float | datetime | None = None,
+                 **params: Any) -> SampleRequest:
+    """Sample ``name`` signed with ``secret`` at ``now`` (default: the current time).
+
+    ``params`` pin what is otherwise fresh or demo data: ``openid`` (WeChat), ``tid`` (Taobao).
+    """
+    spec = SAMPLES.get(name)
+    if spec is None:
+        raise UnknownSample(name)
+    moment = now.timestamp() if isinstance(now, datetime) else (time.time() if now is None else float(now))
+    return spec.build(name, secret, account, moment, **params)
