@@ -18,12 +18,12 @@ dev: $(STAMP)
 
 ## the whole test suite: lint, types, unit, integration, end-to-end
 test: $(STAMP)
-	$(BIN)/ruff check layers functions tests bench
+	$(BIN)/ruff check layers functions tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers functions tests bench
+	$(BIN)/ruff check layers functions tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -39,3 +39,6 @@ e2e: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+
+# Build, import check and template lint targets (sam build needs no Docker here).
+include build.mk
