@@ -10,13 +10,17 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import unquote_plus
 
-from dmhub_adapter.model.customer_event import format_dmhub_date
+from dmhub_adapter.model.customer_event import _civil, format_dmhub_date
+
+# A form-encoded query may carry the space as '+'.
+_GMT8_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ +](\d{2}):(\d{2}):(\d{2})$")
 
 #: China Standard Time has no daylight saving; a fixed offset avoids loading tzdata.
 GMT8 = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -84,12 +88,22 @@ def gmt8(value: Any, _: str | None) -> str:
     """China time ``yyyy-MM-dd HH:mm:ss`` (Taobao, Youzan) → UTC ``YYYY-MM-DDTHH:MM:SSZ``."""
     if not isinstance(value, str):
         raise ConversionError(f"gmt8: expected 'yyyy-MM-dd HH:mm:ss', got {value!r}")
-    text = value.strip().replace("+", " ", 1) if "+" in value and "T" not in value else value.strip()
     try:
-        local = datetime.strptime(text, "%Y-%m-%d %H:%M:%S")
+        return format_dmhub_date(parse_gmt8(value))
     except ValueError as exc:
-        raise ConversionError(f"gmt8: expected 'yyyy-MM-dd HH:mm:ss', got {value!r}") from exc
-    return format_dmhub_date(local.replace(tzinfo=GMT8))
+        raise ConversionError(f"gmt8: {exc}") from exc
+
+
+def parse_gmt8(text: str) -> datetime:
+    """``yyyy-MM-dd HH:mm:ss`` China time (``+`` accepted for the space) → aware datetime;
+    raises ``ValueError`` saying what is wrong."""
+    match = _GMT8_RE.match(text.strip())
+    if not match:
+        raise ValueError(f"expected 'yyyy-MM-dd HH:mm:ss', got {text!r}")
+    try:
+        return _civil(match).replace(tzinfo=GMT8)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not a real calendar time") from exc
 
 
 @converter("iso8601")

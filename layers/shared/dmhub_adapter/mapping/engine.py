@@ -11,6 +11,7 @@ Three outcomes per message, kept apart on purpose:
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,7 +20,7 @@ from pydantic import ValidationError
 
 from dmhub_adapter.mapping import converters
 from dmhub_adapter.mapping.config import MappingFile, RuleSpec, ValueSpec
-from dmhub_adapter.mapping.functions import search
+from dmhub_adapter.mapping.functions import is_false, search
 from dmhub_adapter.model.customer_event import (
     SUMMARY_MAX,
     TAG_MAX,
@@ -53,32 +54,62 @@ class MessageResult:
     rule: str | None = None
 
 
-def _evaluate(spec: ValueSpec, context: dict[str, Any], *, limit: int | None = None) -> Any:
+Getter = Callable[[dict[str, Any]], Any]
+
+
+def _compile_value(spec: ValueSpec, limit: int | None = None) -> Getter:
+    """A ValueSpec as one closure (built once per mapping; pydantic private attributes are
+    slow to read on every message)."""
+    chain = list(spec._chain)
+    default = spec.default
+    truncate_to = limit if spec.truncate else None
     if spec.path is not None:
-        value = search(spec._compiled, context)
+        evaluate = spec._compiled.evaluate
+
+        def raw(context: dict[str, Any]) -> Any:
+            return evaluate(context)
     elif spec.template is not None:
-        text = spec.template
-        for placeholder, compiled in spec._template_parts:
-            part = search(compiled, context)
-            text = text.replace(placeholder, "" if part is None else converters.to_string(part, None), 1)
-        value = text
+        template = spec.template
+        parts = [(placeholder, compiled.evaluate) for placeholder, compiled in spec._template_parts]
+        to_string = converters.to_string
+
+        def raw(context: dict[str, Any]) -> Any:
+            text = template
+            for placeholder, evaluate_part in parts:
+                part = evaluate_part(context)
+                text = text.replace(placeholder, "" if part is None else to_string(part, None), 1)
+            return text
     else:
-        value = copy.copy(spec.value)
-    if value is None or value == "":
-        value = spec.default if spec.default is not None else value
-    value = converters.apply(spec._chain, value)
-    if spec.truncate and limit is not None and isinstance(value, str) and len(value) > limit:
-        value = value[:limit]
-    return value
+        constant = spec.value
+
+        def raw(context: dict[str, Any]) -> Any:
+            return copy.copy(constant)
+
+    apply = converters.apply
+
+    def value_of(context: dict[str, Any]) -> Any:
+        value = raw(context)
+        if (value is None or value == "") and default is not None:
+            value = default
+        if chain:
+            value = apply(chain, value)
+        if truncate_to is not None and isinstance(value, str) and len(value) > truncate_to:
+            value = value[:truncate_to]
+        return value
+
+    return value_of
 
 
-def _value(spec: ValueSpec, context: dict[str, Any], rule: str, name: str, limit: int | None = None) -> Any:
-    try:
-        return _evaluate(spec, context, limit=limit)
-    except converters.ConversionError as exc:
-        raise MappingError(f"rule {rule!r}, field {name!r}: {exc}") from exc
-    except JMESPathError as exc:  # e.g. lower() given a number by an odd payload
-        raise MappingError(f"rule {rule!r}, field {name!r}: {exc}") from exc
+def _guarded(getter: Getter, rule: str, name: str) -> Getter:
+    """Errors from odd payloads become a MappingError naming the rule and the field."""
+
+    def value_of(context: dict[str, Any]) -> Any:
+        try:
+            return getter(context)
+        except (converters.ConversionError, JMESPathError) as exc:
+            raise MappingError(f"rule {rule!r}, field {name!r}: {exc}") from exc
+
+    return value_of
 
 
 def _text(value: Any, rule: str, name: str) -> str:
@@ -88,12 +119,85 @@ def _text(value: Any, rule: str, name: str) -> str:
         raise MappingError(f"rule {rule!r}, field {name!r}: {exc}") from exc
 
 
-def _holds(compiled: Any, context: dict[str, Any]) -> bool:
+def _holds(evaluate: Getter, context: dict[str, Any]) -> bool:
     """A ``when`` condition; one that cannot be evaluated on this message's shape does not hold."""
     try:
-        return bool(search(compiled, context))
+        return not is_false(evaluate(context))
     except JMESPathError:
         return False
+
+
+@dataclass(frozen=True)
+class _IdentityPlan:
+    type: str
+    create: bool
+    value: Getter
+    name: Getter | None
+
+
+@dataclass(frozen=True)
+class _RulePlan:
+    name: str
+    skip: str | None
+    continue_: bool
+    when: Getter | None
+    foreach: Getter | None
+    event: Getter | None = None
+    external_id: Getter | None = None
+    date: Getter | None = None
+    fields: tuple[tuple[str, Getter], ...] = ()
+    identity: _IdentityPlan | None = None
+
+
+def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
+    when = rule._when.evaluate if rule._when is not None else None
+    foreach = rule._foreach.evaluate if rule._foreach is not None else None
+    if rule.skip is not None:
+        return _RulePlan(rule.name, rule.skip, rule.continue_, when, foreach)
+    assert rule.event is not None and rule.external_id is not None and rule.date is not None
+    fields = [
+        (name, _guarded(_compile_value(spec, _LIMITS.get(name)), rule.name, name))
+        for name, spec in {**mapping.defaults.fields, **rule.fields}.items()
+    ] + [
+        (name, _guarded(_compile_value(spec), rule.name, f"attributes.{name}"))
+        for name, spec in rule.attributes.items()
+    ]
+    identity_spec = rule.identity or mapping.defaults.identity
+    identity = None
+    if identity_spec is not None:
+        identity = _IdentityPlan(
+            type=identity_spec.type,
+            create=identity_spec.create,
+            value=_guarded(_compile_value(identity_spec.value), rule.name, "identity.value"),
+            name=(
+                _guarded(_compile_value(identity_spec.name), rule.name, "identity.name")
+                if identity_spec.name
+                else None
+            ),
+        )
+    return _RulePlan(
+        name=rule.name,
+        skip=None,
+        continue_=rule.continue_,
+        when=when,
+        foreach=foreach,
+        event=_guarded(_compile_value(rule.event), rule.name, "event"),
+        external_id=_guarded(_compile_value(rule.external_id), rule.name, "externalId"),
+        date=_guarded(_compile_value(rule.date), rule.name, "date"),
+        fields=tuple(fields),
+        identity=identity,
+    )
+
+
+_plans: dict[int, tuple[MappingFile, list[_RulePlan]]] = {}
+
+
+def _plan(mapping: MappingFile) -> list[_RulePlan]:
+    cached = _plans.get(id(mapping))
+    if cached is None or cached[0] is not mapping:
+        cached = (mapping, [_plan_rule(rule, mapping) for rule in mapping.rules])
+        _plans[id(mapping)] = cached
+    return cached[1]
 
 
 def decode_message(mapping: MappingFile, message: dict[str, Any]) -> dict[str, Any]:
@@ -123,48 +227,44 @@ def split_messages(mapping: MappingFile, payload: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _build_event(rule: RuleSpec, mapping: MappingFile, context: dict[str, Any]) -> MappedEvent:
-    assert rule.event is not None and rule.external_id is not None and rule.date is not None
+def _build_event(plan: _RulePlan, context: dict[str, Any]) -> MappedEvent:
+    assert plan.event is not None and plan.external_id is not None and plan.date is not None
+    rule = plan.name
     body: dict[str, Any] = {}
-    for name, spec in {**mapping.defaults.fields, **rule.fields}.items():
-        value = _value(spec, context, rule.name, name, _LIMITS.get(name))
+    for name, getter in plan.fields:
+        value = getter(context)
         if value is not None and value != "":
             body[name] = value
-    for name, spec in rule.attributes.items():
-        value = _value(spec, context, rule.name, f"attributes.{name}")
-        if value is not None and value != "":
-            body[name] = value
-    event_type = _value(rule.event, context, rule.name, "event")
-    external_id = _value(rule.external_id, context, rule.name, "externalId")
-    date = _value(rule.date, context, rule.name, "date")
+    event_type = plan.event(context)
+    external_id = plan.external_id(context)
+    date = plan.date(context)
     for name, value in (("event", event_type), ("externalId", external_id), ("date", date)):
         if value is None or value == "":
-            raise MappingError(f"rule {rule.name!r}, field {name!r}: no value in this message")
+            raise MappingError(f"rule {rule!r}, field {name!r}: no value in this message")
     body["event"] = event_type
-    body["externalId"] = _text(external_id, rule.name, "externalId")
+    body["externalId"] = _text(external_id, rule, "externalId")
     body["date"] = date
 
-    identity_spec = rule.identity or mapping.defaults.identity
     identity = None
-    if identity_spec is not None:
-        value = _value(identity_spec.value, context, rule.name, "identity.value")
+    if plan.identity is not None:
+        value = plan.identity.value(context)
         if value is None or value == "":
-            raise MappingError(f"rule {rule.name!r}, field 'identity.value': no value in this message")
-        label: Any = _value(identity_spec.name, context, rule.name, "identity.name") if identity_spec.name else None
+            raise MappingError(f"rule {rule!r}, field 'identity.value': no value in this message")
+        label = plan.identity.name(context) if plan.identity.name is not None else None
         try:
             identity = Identity(
-                type=identity_spec.type,
-                value=_text(value, rule.name, "identity.value"),
-                name=None if label in (None, "") else _text(label, rule.name, "identity.name"),
-                create=identity_spec.create,
+                type=plan.identity.type,
+                value=_text(value, rule, "identity.value"),
+                name=None if label in (None, "") else _text(label, rule, "identity.name"),
+                create=plan.identity.create,
             )
         except ValidationError as exc:
-            raise MappingError(f"rule {rule.name!r}, identity: {_first_error(exc)}") from exc
+            raise MappingError(f"rule {rule!r}, identity: {_first_error(exc)}") from exc
     try:
         event = CustomerEvent.model_validate(body)
     except ValidationError as exc:
-        raise MappingError(f"rule {rule.name!r}: event invalid for DM Hub: {_first_error(exc)}") from exc
-    return MappedEvent(rule=rule.name, event=event, identity=identity)
+        raise MappingError(f"rule {rule!r}: event invalid for DM Hub: {_first_error(exc)}") from exc
+    return MappedEvent(rule=rule, event=event, identity=identity)
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -182,25 +282,25 @@ def map_message(mapping: MappingFile, message: dict[str, Any], meta: dict[str, A
     events: list[MappedEvent] = []
     matched: list[str] = []
     try:
-        for rule in mapping.rules:
-            if rule._when is not None and not _holds(rule._when, context):
+        for rule in _plan(mapping):
+            if rule.when is not None and not _holds(rule.when, context):
                 continue
             matched.append(rule.name)
             if rule.skip is not None:
                 if events:
                     break
                 return MessageResult(status="skipped", reason=rule.skip, rule=rule.name)
-            if rule._foreach is not None:
+            if rule.foreach is not None:
                 try:
-                    items = search(rule._foreach, context)
+                    items = rule.foreach(context)
                 except JMESPathError as exc:
                     raise MappingError(f"rule {rule.name!r}, field 'foreach': {exc}") from exc
                 if not isinstance(items, list):
                     raise MappingError(f"rule {rule.name!r}, field 'foreach': not a list in this message")
                 for item in items:
-                    events.append(_build_event(rule, mapping, {**context, "_item": item}))
+                    events.append(_build_event(rule, {**context, "_item": item}))
             else:
-                events.append(_build_event(rule, mapping, context))
+                events.append(_build_event(rule, context))
             if not rule.continue_:
                 break
     except MappingError as exc:

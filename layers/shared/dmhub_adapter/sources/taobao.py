@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dmhub_adapter.apigw import json_response
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile
-from dmhub_adapter.mapping.converters import GMT8
+from dmhub_adapter.mapping.converters import GMT8, parse_gmt8
 from dmhub_adapter.sources.base import (
     Account,
     Inbound,
@@ -376,7 +376,7 @@ class TaobaoSource:
         if not value:
             raise Unauthorized("query parameter 'timestamp' is missing", code="bad_timestamp")
         try:
-            stamp = datetime.strptime(value.replace("+", " ").strip(), TIMESTAMP_FORMAT).replace(tzinfo=GMT8)
+            stamp = parse_gmt8(value)
         except ValueError as exc:
             raise Unauthorized(
                 "timestamp must be GMT+8 'yyyy-MM-dd HH:mm:ss'", code="bad_timestamp"

@@ -29,6 +29,7 @@ from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import DefusedXMLParser
+from defusedxml.ElementTree import fromstring as defused_fromstring
 
 from dmhub_adapter.apigw import json_response
 from dmhub_adapter.errors import (
@@ -136,8 +137,31 @@ def _leaf_text(chunks: list[tuple[str, bool]]) -> str:
 
 def parse_xml(body: bytes | str, *, root: str = "xml") -> dict[str, Any]:
     """A WeChat XML body → ``{tag: text}`` (``""`` for empty elements). DTDs, entity
-    declarations and external references are refused; raises :class:`XmlError`."""
+    declarations and external references are refused; raises :class:`XmlError`.
+
+    Real pushes are flat, untrimmed ``<xml>`` documents, which the element tree reads exactly;
+    anything else (nesting, repeats, whitespace around text) takes the CDATA-aware builder."""
     data = body.encode("utf-8") if isinstance(body, str) else body
+    try:
+        element = defused_fromstring(data, forbid_dtd=True)
+    except DefusedXmlException as exc:
+        raise XmlError(f"XML with a DTD or entity declarations is refused ({type(exc).__name__})") from exc
+    except (ParseError, ValueError, LookupError) as exc:
+        raise XmlError(f"not well-formed XML: {exc}") from exc
+    if element.tag != root:
+        raise XmlError(f"the XML root element must be <{root}>, got <{element.tag}>")
+    flat: dict[str, Any] = {}
+    for child in element:
+        text = child.text or ""
+        if len(child) or child.tag in flat or text != text.strip() or not isinstance(child.tag, str):
+            return _parse_xml_precisely(data, root)
+        flat[child.tag] = text
+    if not flat:
+        raise XmlError(f"<{root}> has no child elements")
+    return flat
+
+
+def _parse_xml_precisely(data: bytes, root: str) -> dict[str, Any]:
     builder = _FlatBuilder()
     parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     expat = parser.parser  # the pure-Python XMLParser exposes its expat parser
