@@ -12,11 +12,14 @@ MAX_BATCH = 10
 
 
 class EnqueueError(RuntimeError):
-    """Some messages could not be sent after retries; ``failed`` holds their indexes."""
+    """Some messages could not be sent after retries; ``failed`` holds their indexes and
+    ``sent`` the SQS message ids of those that were (by index), so a caller can settle each
+    message on its own: mark the sent ones, give back the failed ones."""
 
-    def __init__(self, message: str, failed: list[int]) -> None:
+    def __init__(self, message: str, failed: list[int], sent: dict[int, str] | None = None) -> None:
         super().__init__(message)
         self.failed = failed
+        self.sent = dict(sent or {})
 
 
 @dataclass(frozen=True)
@@ -84,5 +87,5 @@ def send_messages(
                 still_failing.append(int(failed["Id"]))
         pending = still_failing
     if pending:
-        raise EnqueueError(f"{len(pending)} message(s) not enqueued: {last_error}", sorted(pending))
+        raise EnqueueError(f"{len(pending)} message(s) not enqueued: {last_error}", sorted(pending), ids)
     return [ids[index] for index in range(len(messages))]

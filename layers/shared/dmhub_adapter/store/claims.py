@@ -11,6 +11,14 @@ State machine (``status``)::
 A claim is a lease: if the ingest dies between claim and enqueue, the lease lapses and the
 platform's retry claims again. Every item carries ``expiresAt`` (DynamoDB TTL) for the
 dedup window; since TTL deletion is lazy the condition compares it too.
+
+A lapsed lease is taken over by the next claim even if the first holder had already enqueued
+(it died before ``mark_queued``): the event is then enqueued twice with the same
+``externalId``, which DM Hub deduplicates. The late holder's ``mark_queued`` fails on the
+lease token and changes nothing.
+
+Duplicates cost one failed conditional write: ``ReturnValuesOnConditionCheckFailure`` hands
+back the existing item, so no extra read is needed to learn its status.
 """
 
 from __future__ import annotations
@@ -49,6 +57,12 @@ class Claim:
     status: ClaimStatus | None = None
     lease_until_ms: int | None = None
 
+    def lease_lapsed(self, now: float | None = None) -> bool:
+        """Whether the existing item's lease has run out (the next claim takes it over)."""
+        if self.lease_until_ms is None:
+            return False
+        return self.lease_until_ms < int((time.time() if now is None else now) * 1000)
+
 
 def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
@@ -68,7 +82,7 @@ class ClaimStore:
         *,
         lease_seconds: int = 30,
         ttl_seconds: int = 7 * 86400,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if client is None:
             from dmhub_adapter import aws
@@ -78,12 +92,18 @@ class ClaimStore:
         self.client = client
         self.lease_seconds = lease_seconds
         self.ttl_seconds = ttl_seconds
-        self.clock = clock
+        self._clock = clock
 
-    def claim(self, key: str, *, trace_id: str | None = None) -> Claim:
+    def clock(self) -> float:
+        # Looked up at call time (not bound at construction) so a test can move the store's
+        # notion of "now" without touching the process clock boto3 signs requests with.
+        return self._clock() if self._clock is not None else time.time()
+
+    def claim(self, key: str, *, trace_id: str | None = None, lease_seconds: float | None = None) -> Claim:
+        """Take the key for ``lease_seconds`` (the store's default when None), or report who has it."""
         now = self.clock()
         lease = uuid.uuid4().hex
-        lease_until = int((now + self.lease_seconds) * 1000)
+        lease_until = int((now + (self.lease_seconds if lease_seconds is None else lease_seconds)) * 1000)
         item = {
             KEY: {"S": key},
             "status": {"S": ClaimStatus.PENDING.value},

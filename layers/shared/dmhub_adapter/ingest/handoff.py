@@ -1,0 +1,194 @@
+"""Claim, enqueue, mark: the idempotent hand-off of validated events to the EventQueue.
+
+Per event (key ``{source}#{account}#{externalId}``)::
+
+    claim (conditional put) ─ acquired ─▶ PENDING, lease L, TTL = dedup window
+        │                                   │ SendMessageBatch (failed entries retried)
+        │                                   ├─ sent ──▶ mark_queued (on lease L) ──▶ QUEUED
+        │                                   └─ not sent ─▶ release (on lease L) ──▶ absent, 503
+        ├─ QUEUED / DELIVERED / FAILED ──▶ duplicate: acknowledged, counted, not enqueued
+        └─ PENDING, lease running ──▶ in flight elsewhere: wait, then re-claim (see below)
+
+A failure of the claim store (throttling, network) releases what this request had claimed and
+answers 503 before anything is enqueued. A failure to mark QUEUED after a successful send is
+logged and the request still succeeds: the message is on the queue, and should the platform
+retry anyway, the lapsed lease lets the retry enqueue again under the same ``externalId``,
+which DM Hub deduplicates.
+
+**A duplicate that finds the claim PENDING within its lease.** The holder is either a
+concurrent delivery of the same payload (WeChat re-sends after 5 s without an answer; a relay
+may post twice), normally a few tens of milliseconds from marking it QUEUED, or an invocation
+that died after claiming. Acknowledging at once would be wrong in the second case (the event
+would be lost), and failing at once would turn every benign race into a platform retry, with
+WeChat's retries few and its users shown "service unavailable" when they run out. So the
+request waits, re-claiming every ``poll_interval`` (a failed conditional write returns the
+item, so each check is one request), for at most ``pending_wait`` seconds and never beyond the
+invocation's remaining time: QUEUED/DELIVERED/FAILED → duplicate (success); released or lease
+lapsed → this request claims and enqueues; still PENDING → 503, and the platform's next retry
+finds it settled. The default wait (2 s) plus a warm request stays well inside WeChat's 5 s.
+
+Leases are as long as the invocation can live (remaining time, capped by
+``CLAIM_LEASE_SECONDS``), as Powertools Idempotency does with ``register_lambda_context``: a
+holder killed by the Lambda timeout releases its lease by the time it is dead, so with an
+ingest timeout of a few seconds a retry a few seconds later is never blocked by a dead claim.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dmhub_adapter.ingest.errors import DependencyUnavailable
+from dmhub_adapter.model.customer_event import QueuedEvent
+from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
+from dmhub_adapter.store.claims import Claim, ClaimStatus, ClaimStore
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PENDING_WAIT = 2.0
+DEFAULT_POLL_INTERVAL = 0.1
+
+
+def fingerprint(value: str) -> str:
+    """A short, stable digest for logs: claim keys embed openids and buyer ids."""
+    import hashlib
+
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
+
+
+def message_attributes(event: QueuedEvent) -> dict[str, str]:
+    """SQS message attributes, for subscription filters and the replay tools."""
+    return {"source": event.source, "account": event.account, "event": event.event.event}
+
+
+@dataclass
+class HandoffResult:
+    enqueued: int = 0
+    duplicates: int = 0
+    #: events whose claim another request still held when the wait ran out
+    in_flight: int = 0
+    message_ids: list[str] = field(default_factory=list)
+
+
+class Handoff:
+    def __init__(
+        self,
+        claims: ClaimStore,
+        queue_url: str,
+        *,
+        sqs_client: Any | None = None,
+        pending_wait: float = DEFAULT_PENDING_WAIT,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
+        log: Any | None = None,
+    ) -> None:
+        self.claims = claims
+        self.queue_url = queue_url
+        self.sqs_client = sqs_client
+        self.pending_wait = pending_wait
+        self.poll_interval = poll_interval
+        self._sleep = sleep
+        self._monotonic = monotonic
+        self.log = log or logger
+
+    def submit(
+        self,
+        events: Sequence[QueuedEvent],
+        *,
+        lease_seconds: float | None = None,
+        wait_seconds: float | None = None,
+    ) -> HandoffResult:
+        """Hand each event over once; raises :class:`DependencyUnavailable` when the store or
+        the queue fails (after giving back this request's claims)."""
+        result = HandoffResult()
+        unique: dict[str, QueuedEvent] = {}
+        for event in events:
+            # The same natural key twice in one payload (a relay batching a redelivery) would
+            # otherwise wait on its own PENDING claim.
+            if event.claim_key in unique:
+                result.duplicates += 1
+            else:
+                unique[event.claim_key] = event
+        budget = self.pending_wait if wait_seconds is None else max(0.0, min(wait_seconds, self.pending_wait))
+        deadline = self._monotonic() + budget
+        waiting = list(unique.values())
+        while True:
+            waiting = self._round(waiting, result, lease_seconds)
+            if not waiting or self._monotonic() + self.poll_interval > deadline:
+                break
+            self._sleep(self.poll_interval)
+        result.in_flight = len(waiting)
+        if waiting:
+            self.log.warning(
+                "claims still held by another request",
+                extra={"claims": [fingerprint(e.claim_key) for e in waiting]},
+            )
+        return result
+
+    def _round(
+        self, events: list[QueuedEvent], result: HandoffResult, lease_seconds: float | None
+    ) -> list[QueuedEvent]:
+        acquired: list[tuple[QueuedEvent, Claim]] = []
+        busy: list[QueuedEvent] = []
+        try:
+            for event in events:
+                claim = self.claims.claim(event.claim_key, trace_id=event.trace_id, lease_seconds=lease_seconds)
+                if claim.acquired:
+                    acquired.append((event, claim))
+                elif claim.status in (ClaimStatus.QUEUED, ClaimStatus.DELIVERED, ClaimStatus.FAILED):
+                    result.duplicates += 1
+                else:
+                    busy.append(event)
+        except Exception as exc:
+            self.log.exception("idempotency store failed while claiming")
+            self._release(acquired)
+            raise DependencyUnavailable("claim_store") from exc
+        if acquired:
+            self._enqueue(acquired, result)
+        return busy
+
+    def _enqueue(self, acquired: list[tuple[QueuedEvent, Claim]], result: HandoffResult) -> None:
+        messages = [
+            OutgoingMessage(body=event.model_dump(mode="json"), attributes=message_attributes(event))
+            for event, _ in acquired
+        ]
+        error: Exception | None = None
+        try:
+            sent = dict(enumerate(send_messages(self.queue_url, messages, client=self.sqs_client)))
+        except EnqueueError as exc:
+            error, sent = exc, exc.sent
+        except Exception as exc:  # the client itself failed (credentials, endpoint)
+            error, sent = exc, {}
+        unsent: list[tuple[QueuedEvent, Claim]] = []
+        for index, (event, claim) in enumerate(acquired):
+            message_id = sent.get(index)
+            if message_id is None:
+                unsent.append((event, claim))
+                continue
+            result.enqueued += 1
+            result.message_ids.append(message_id)
+            assert claim.lease is not None
+            try:
+                if not self.claims.mark_queued(event.claim_key, claim.lease, message_id):
+                    self.log.warning("claim was taken over before it was marked queued",
+                                     extra={"claim": fingerprint(event.claim_key)})
+            except Exception:
+                self.log.exception("enqueued but not marked queued; the lease will lapse",
+                                   extra={"claim": fingerprint(event.claim_key)})
+        if unsent:
+            self.log.error("event queue refused %d message(s): %s", len(unsent), error)
+            self._release(unsent)
+            raise DependencyUnavailable("event_queue") from error
+
+    def _release(self, claimed: list[tuple[QueuedEvent, Claim]]) -> None:
+        for event, claim in claimed:
+            assert claim.lease is not None
+            try:
+                self.claims.release(event.claim_key, claim.lease)
+            except Exception:
+                # The lease lapses on its own; the retry after that claims again.
+                self.log.exception("could not release a claim", extra={"claim": fingerprint(event.claim_key)})

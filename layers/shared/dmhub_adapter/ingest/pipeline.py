@@ -1,0 +1,271 @@
+"""The ingest pipeline, generic over source adapters: one request in, one response out.
+
+Order of work for ``POST /webhooks/{source}/{account}``:
+
+1. the source's mapping and adapter (unknown source → 404; a broken config → 503);
+2. body cap (``MAX_BODY_BYTES`` → 413; adapters may apply lower caps of their own);
+3. the account's secret (unknown account → 404; Secrets Manager failing → 503);
+4. ``source.receive``: verify, decrypt, parse (the adapter's 4xx pass through unchanged);
+5. ``map_payload``: each message mapped, skipped or unmapped; every mapped event is wrapped in a
+   :class:`QueuedEvent` keyed ``{source}#{account}#{externalId}``;
+6. :class:`~dmhub_adapter.ingest.handoff.Handoff`: claim, enqueue, mark QUEUED (duplicates are
+   acknowledged and counted, failures give their claims back and answer 503);
+7. anything unmapped or refused per message → one record on the UnmappedQueue
+   (:mod:`~dmhub_adapter.ingest.unmapped`), still answered with success;
+8. ``source.reply`` in the platform's dialect.
+
+``GET`` runs 1 and 3 and answers ``source.handshake``. Every refusal is a
+:class:`~dmhub_adapter.errors.WebhookError` answered through ``source.error_reply``; anything
+unexpected is logged with its stack and answered 503 with a generic JSON body, so the platform
+retries rather than seeing a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dmhub_adapter.apigw import json_response
+from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable, WebhookError
+from dmhub_adapter.ingest.errors import GENERIC_MESSAGE, DependencyUnavailable
+from dmhub_adapter.ingest.handoff import DEFAULT_PENDING_WAIT, Handoff, HandoffResult
+from dmhub_adapter.ingest.metrics import MESSAGE_REJECTED, Metric, MetricsSink, NullMetrics
+from dmhub_adapter.ingest.secrets import SecretStore
+from dmhub_adapter.settings import Settings
+from dmhub_adapter.sources.base import Account, Inbound, Outcome, Source, WebhookRequest, WebhookResponse
+
+logger = logging.getLogger(__name__)
+
+#: time kept back from the invocation's remaining time for answering after a wait
+_ANSWER_RESERVE = 1.0
+
+
+@dataclass
+class Delivery:
+    """What became of an authentic payload: the outcome and, per message, why any was not mapped."""
+
+    outcome: Outcome
+    reasons: list[str] = field(default_factory=list)
+
+
+class IngestPipeline:
+    """Holds what a warm container reuses: settings, the secret cache, the claim store."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secrets: SecretStore | None = None,
+        handoff: Handoff | None = None,
+        source_lookup: Callable[[str], Source | None] | None = None,
+        pending_wait: float = DEFAULT_PENDING_WAIT,
+        log: Any | None = None,
+    ) -> None:
+        self.settings = settings
+        self.log = log or logger
+        self.secrets = secrets or SecretStore(settings.secrets_prefix, log=self.log)
+        self._handoff = handoff
+        self._source_lookup = source_lookup
+        self.pending_wait = pending_wait
+
+    @classmethod
+    def from_env(cls, *, log: Any | None = None) -> IngestPipeline:
+        """Settings from the environment; ``CLAIM_WAIT_MS`` sets the PENDING wait (default 2000)."""
+        raw = os.environ.get("CLAIM_WAIT_MS")
+        wait = DEFAULT_PENDING_WAIT if not raw else int(raw) / 1000.0
+        return cls(Settings.from_env(), pending_wait=wait, log=log)
+
+    # -- collaborators, created on first use (a GET handshake needs neither DynamoDB nor SQS)
+
+    @property
+    def handoff(self) -> Handoff:
+        if self._handoff is None:
+            from dmhub_adapter.store.claims import ClaimStore
+
+            claims = ClaimStore(
+                self.settings.require("idempotency_table"),
+                lease_seconds=self.settings.claim_lease_seconds,
+                ttl_seconds=self.settings.dedup_ttl_days * 86400,
+            )
+            self._handoff = Handoff(
+                claims, self.settings.require("event_queue_url"), pending_wait=self.pending_wait, log=self.log
+            )
+        return self._handoff
+
+    def source(self, name: str) -> Source:
+        """The adapter for ``name``; :class:`NotFound` when no mapping defines it."""
+        from dmhub_adapter.mapping.config import MappingConfigError
+
+        try:
+            if self._source_lookup is not None:
+                found = self._source_lookup(name)
+            else:
+                from dmhub_adapter.sources.registry import source_for
+
+                found = source_for(name, self.settings.mappings_dir)
+        except (MappingConfigError, LookupError) as exc:
+            # A deployment problem, not the caller's: 503 so deliveries are retried after the fix.
+            self.log.error("mapping config of source %r cannot be used: %s", name, exc)
+            raise DependencyUnavailable("mapping_config") from exc
+        if found is None:
+            raise NotFound(f"unknown source {name!r}")
+        return found
+
+    # -- the request
+
+    def handle(
+        self,
+        request: WebhookRequest,
+        *,
+        remaining_ms: int | None = None,
+        metrics: MetricsSink | None = None,
+    ) -> WebhookResponse:
+        sink: MetricsSink = metrics or NullMetrics()
+        source: Source | None = None
+        try:
+            if not request.source or not request.account:
+                raise NotFound("no such route; use /webhooks/{source}/{account}")
+            source = self.source(request.source)
+            sink.set_source(source.name)
+            if request.method not in ("GET", "POST"):
+                raise MethodNotAllowed(f"{request.method} is not supported; use GET or POST")
+            if request.method == "POST":
+                sink.count(Metric.RECEIVED)
+                if len(request.body) > self.settings.max_body_bytes:
+                    raise PayloadTooLarge(f"body exceeds {self.settings.max_body_bytes} bytes")
+            secret = self.secrets.account_secret(source.name, request.account)
+            account = Account(source.name, request.account, source.mapping, secret)
+            if request.method == "GET":
+                response = source.handshake(request, account)
+                sink.count(Metric.HANDSHAKE)
+                return response
+            inbound = source.receive(request, account)
+            delivery = self.deliver(request, source, inbound, remaining_ms=remaining_ms, metrics=sink)
+            return source.reply(request, delivery.outcome)
+        except WebhookError as exc:
+            return self._refuse(request, source, exc, sink)
+        except Exception:
+            self.log.exception("ingest failed unexpectedly")
+            sink.count(Metric.UNAVAILABLE, reason="internal")
+            return json_response(503, {"error": Unavailable.code, "message": GENERIC_MESSAGE})
+
+    def deliver(
+        self,
+        request: WebhookRequest,
+        source: Source,
+        inbound: Inbound,
+        *,
+        remaining_ms: int | None = None,
+        metrics: MetricsSink | None = None,
+        keep_unmapped: bool = True,
+    ) -> Delivery:
+        """Map an authentic payload and hand its events over; keep what did not map.
+
+        Raises :class:`DependencyUnavailable` when the payload could not be fully secured
+        (claim store, event queue or unmapped queue failing; a claim still in flight elsewhere).
+        With ``keep_unmapped=False`` (replays) unmapped messages are only reported.
+        """
+        from pydantic import ValidationError
+
+        from dmhub_adapter.mapping.engine import map_payload
+        from dmhub_adapter.model.customer_event import QueuedEvent
+        from dmhub_adapter.store.claims import claim_key
+
+        sink: MetricsSink = metrics or NullMetrics()
+        started = time.monotonic()
+        meta = {"source": source.name, "account": request.account, "received_at": int(request.received_at)}
+        results = map_payload(source.mapping, inbound.messages, meta)
+        events: list[QueuedEvent] = []
+        reasons: list[str] = []
+        skipped = unmapped = 0
+        for number, result in enumerate(results, 1):
+            if result.status == "skipped":
+                skipped += 1
+                continue
+            if result.status == "unmapped":
+                unmapped += 1
+                reasons.append(f"message #{number}: {result.reason}")
+                continue
+            try:
+                built = [
+                    QueuedEvent(
+                        source=source.name,
+                        account=request.account,
+                        claim_key=claim_key(source.name, request.account, str(mapped.event.externalId)),
+                        trace_id=request.request_id,
+                        rule=mapped.rule,
+                        identity=mapped.identity,
+                        event=mapped.event,
+                    )
+                    for mapped in result.events
+                ]
+            except ValidationError as exc:
+                unmapped += 1
+                problem = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                reasons.append(f"message #{number}: rule {result.rule!r}: {problem}")
+                continue
+            events.extend(built)
+        for rejection in inbound.rejected:
+            reasons.append(f"message #{rejection.index + 1}: rejected: {rejection.reason}")
+
+        handed = HandoffResult()
+        if events:
+            lease, wait = self._budget(remaining_ms, started)
+            handed = self.handoff.submit(events, lease_seconds=lease, wait_seconds=wait)
+        sink.count(Metric.ENQUEUED, handed.enqueued)
+        sink.count(Metric.DUPLICATE, handed.duplicates)
+        sink.count(Metric.SKIPPED, skipped)
+        sink.count(Metric.UNMAPPED, unmapped)
+        sink.count(Metric.REJECTED, len(inbound.rejected), reason=MESSAGE_REJECTED)
+        if reasons and keep_unmapped:
+            from dmhub_adapter.ingest.unmapped import build_record, send_record
+
+            send_record(
+                self.settings.require("unmapped_queue_url"), build_record(request, inbound, reasons)
+            )
+            self.log.info("payload kept on the unmapped queue", extra={"reasons": len(reasons)})
+        if handed.in_flight:
+            raise DependencyUnavailable("claim_in_flight")
+        outcome = Outcome(
+            enqueued=handed.enqueued,
+            duplicates=handed.duplicates,
+            skipped=skipped,
+            unmapped=unmapped,
+            rejected=list(inbound.rejected),
+        )
+        self.log.info(
+            "payload handled",
+            extra={"enqueued": outcome.enqueued, "duplicates": outcome.duplicates,
+                   "skipped": skipped, "unmapped": unmapped, "rejected": len(inbound.rejected)},
+        )
+        return Delivery(outcome=outcome, reasons=reasons)
+
+    def _budget(self, remaining_ms: int | None, started: float) -> tuple[float | None, float]:
+        """Lease length and PENDING wait for this invocation (see :mod:`.handoff`)."""
+        if remaining_ms is None:
+            return None, self.pending_wait
+        remaining = remaining_ms / 1000.0 - (time.monotonic() - started)
+        lease = float(min(self.settings.claim_lease_seconds, max(1.0, remaining)))
+        return lease, max(0.0, min(self.pending_wait, remaining - _ANSWER_RESERVE))
+
+    def _refuse(
+        self, request: WebhookRequest, source: Source | None, error: WebhookError, sink: MetricsSink
+    ) -> WebhookResponse:
+        if isinstance(error, Unavailable):
+            reason = error.reason if isinstance(error, DependencyUnavailable) else error.code
+            sink.count(Metric.UNAVAILABLE, reason=reason)
+            self.log.warning("answering 503", extra={"reason": reason})
+        else:
+            sink.count(Metric.REJECTED, reason=error.code)
+            self.log.info("request refused", extra={"status": error.status, "code": error.code,
+                                                    "detail": error.message})
+        if source is not None:
+            try:
+                return source.error_reply(request, error)
+            except Exception:
+                self.log.exception("the adapter's error reply failed")
+        return json_response(error.status, error.to_body())

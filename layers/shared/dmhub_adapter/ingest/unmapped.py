@@ -1,0 +1,138 @@
+"""Authentic payloads the mapping could not (fully) turn into events, kept on the UnmappedQueue.
+
+Nothing authentic is dropped: when a payload's messages match no rule, fail a conversion or
+produce an event DM Hub would refuse, or an adapter refuses single messages inside it, the
+whole clear-text payload goes to ``UNMAPPED_QUEUE_URL`` as one record, and the platform still
+gets its success answer. If that send fails the request answers 503 so the platform retries.
+
+A record (the SQS message body, JSON)::
+
+    {
+      "version": 1,
+      "source": "acme", "account": "shop1",
+      "payload": "<clear text>" | "<base64>", "payload_encoding": "utf-8" | "base64",
+      "payload_type": "application/json",
+      "headers": {"content-type": "..."},       # only those in KEPT_HEADERS
+      "reasons": ["message #2: no rule matched this message", ...],
+      "received_at": 1732780800.123,            # epoch seconds, as received
+      "request_id": "...",
+      "context": {...}                          # the adapter's Inbound.context, if JSON-able
+    }
+
+The payload is what the adapter authenticated, decrypted where it was encrypted, so a replay
+parses it again without signatures or keys (see :mod:`dmhub_adapter.ingest.replay`). It holds
+platform identities (openids, buyer ids): the queue is as sensitive as the table.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from dmhub_adapter.ingest.errors import DependencyUnavailable
+from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
+from dmhub_adapter.sources.base import Inbound, WebhookRequest
+
+logger = logging.getLogger(__name__)
+
+RECORD_VERSION = 1
+#: request headers a replay may need to parse the payload the same way
+KEPT_HEADERS = ("content-type", "content-encoding", "user-agent")
+_REASON_ATTRIBUTE_MAX = 256
+
+
+class RecordError(ValueError):
+    """A record that is not an unmapped-payload record of a known version."""
+
+
+def build_record(request: WebhookRequest, inbound: Inbound, reasons: Sequence[str]) -> dict[str, Any]:
+    payload = inbound.payload
+    try:
+        text, encoding = payload.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(payload).decode("ascii"), "base64"
+    record: dict[str, Any] = {
+        "version": RECORD_VERSION,
+        "source": request.source,
+        "account": request.account,
+        "payload": text,
+        "payload_encoding": encoding,
+        "payload_type": inbound.payload_type,
+        "headers": {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
+        "reasons": list(reasons),
+        "received_at": request.received_at,
+        "request_id": request.request_id,
+    }
+    if inbound.context:
+        try:
+            record["context"] = json.loads(json.dumps(inbound.context, default=str))
+        except (TypeError, ValueError):
+            pass
+    return record
+
+
+def send_record(queue_url: str, record: Mapping[str, Any], *, client: Any | None = None) -> str:
+    """Put one record on the UnmappedQueue; raises :class:`DependencyUnavailable` on failure."""
+    reasons = record.get("reasons") or []
+    attributes = {
+        "source": str(record.get("source") or ""),
+        "account": str(record.get("account") or ""),
+        "reason": (str(reasons[0]) if reasons else "")[:_REASON_ATTRIBUTE_MAX],
+    }
+    try:
+        (message_id,) = send_messages(queue_url, [OutgoingMessage(body=dict(record), attributes=attributes)],
+                                      client=client)
+    except EnqueueError as exc:
+        logger.error("unmapped queue refused a record: %s", exc)
+        raise DependencyUnavailable("unmapped_queue") from exc
+    except Exception as exc:
+        logger.exception("unmapped queue unavailable")
+        raise DependencyUnavailable("unmapped_queue") from exc
+    return message_id
+
+
+def record_payload(record: Mapping[str, Any]) -> bytes:
+    payload = record.get("payload")
+    if not isinstance(payload, str):
+        raise RecordError("record has no payload")
+    encoding = record.get("payload_encoding", "utf-8")
+    if encoding == "base64":
+        try:
+            return base64.b64decode(payload, validate=True)
+        except ValueError as exc:
+            raise RecordError(f"payload is not valid base64: {exc}") from exc
+    if encoding != "utf-8":
+        raise RecordError(f"unknown payload_encoding {encoding!r}")
+    return payload.encode("utf-8")
+
+
+def request_from_record(record: Mapping[str, Any]) -> WebhookRequest:
+    """The request a replay hands to ``source.parse_unverified``: the clear-text payload with
+    its content type, no query string (signatures and the encryption flag belong to the
+    original delivery, and the payload is already decrypted)."""
+    if record.get("version") != RECORD_VERSION:
+        raise RecordError(f"unsupported record version {record.get('version')!r}")
+    source, account = record.get("source"), record.get("account")
+    if not isinstance(source, str) or not source or not isinstance(account, str) or not account:
+        raise RecordError("record names no source or account")
+    headers = {str(k).lower(): str(v) for k, v in (record.get("headers") or {}).items()}
+    payload_type = record.get("payload_type")
+    # The adapter's payload_type describes the clear text; the original content type may
+    # describe an encrypted envelope around it.
+    if isinstance(payload_type, str) and payload_type and payload_type != "application/octet-stream":
+        headers["content-type"] = payload_type
+    received_at = record.get("received_at")
+    return WebhookRequest(
+        method="POST",
+        source=source,
+        account=account,
+        body=record_payload(record),
+        headers=headers,
+        path=f"/webhooks/{source}/{account}",
+        received_at=float(received_at) if isinstance(received_at, (int, float)) else time.time(),
+        request_id=str(record["request_id"]) if record.get("request_id") else None,
+    )

@@ -1,0 +1,166 @@
+"""The WeChat and Taobao adapters through the real handler, from the events/ samples.
+
+The samples carry fixed, old timestamps; each is re-signed with the current time through the
+adapters' own client-side helpers, so it passes for the same reason a live push does.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dmhub_adapter.local.accounts import load_accounts
+from dmhub_adapter.sources import taobao, wechat, wechat_crypto
+from tests.integration.ingest.conftest import Ingest
+
+EVENTS = Path(__file__).resolve().parents[3] / "events"
+DEMO = load_accounts(None)
+WECHAT_SECRET = DEMO.secret("wechat", "demo") or {}
+TAOBAO_SECRET = DEMO.secret("taobao", "demo") or {}
+
+
+def sample(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def wechat_plaintext(name: str) -> str:
+    """The sample's message XML in clear text, whichever mode it was sent in."""
+    body = sample(name)["body"]
+    envelope = wechat.parse_xml(body)
+    if "Encrypt" not in envelope:
+        return str(body)
+    return wechat_crypto.decrypt(str(envelope["Encrypt"]), WECHAT_SECRET["encodingAesKey"],
+                                 WECHAT_SECRET["appId"]).decode("utf-8")
+
+
+@pytest.fixture
+def accounts(ingest: Ingest) -> Ingest:
+    ingest.put_account("wechat", "demo", WECHAT_SECRET)
+    # An account with an AES key refuses plaintext pushes; plaintext-mode accounts have none.
+    ingest.put_account("wechat", "plain", {"token": WECHAT_SECRET["token"]})
+    ingest.put_account("taobao", "demo", TAOBAO_SECRET)
+    return ingest
+
+
+def post_wechat(ingest: Ingest, xml: str, mode: Any, account: str | None = None) -> Any:
+    raw_query, body = wechat.signed_request(WECHAT_SECRET, xml, mode)
+    account = account or ("plain" if mode == "plain" else "demo")
+    return ingest.invoke(body, source="wechat", account=account, raw_query=raw_query,
+                         headers={"content-type": "text/xml"})
+
+
+WECHAT_SAMPLES = [("wechat-text", "plain"), ("wechat-follow-plain", "plain"), ("wechat-follow-qr-safe", "safe"),
+                  ("wechat-follow-compat", "compat"), ("wechat-unfollow", "safe")]
+
+
+def test_wechat_pushes_are_enqueued_once_and_answered_success(accounts: Ingest) -> None:
+    for name, mode in WECHAT_SAMPLES:
+        xml = wechat_plaintext(name)
+
+        first = post_wechat(accounts, xml, mode)
+        retry = post_wechat(accounts, xml, mode)  # WeChat re-sends after 5 s: new nonce, same message
+
+        assert (first.status, first.body) == (200, "success"), name
+        assert (retry.status, retry.body) == (200, "success"), name
+        (message,) = accounts.events()
+        body = message["body"]
+        fields = wechat.parse_xml(xml)
+        account = "plain" if mode == "plain" else "demo"
+        assert body["source"] == "wechat" and body["account"] == account
+        assert body["identity"]["type"] == "wechat" and body["identity"]["value"] == fields["FromUserName"]
+        assert body["event"]["externalId"].startswith(f"{fields['ToUserName']}|"), name
+        item = accounts.claim(body["event"]["externalId"], "wechat", account)
+        assert item is not None and item["status"] == "QUEUED"
+        assert message["attributes"]["event"] == body["event"]["event"]
+
+
+def test_wechat_template_receipts_are_skipped(accounts: Ingest) -> None:
+    response = post_wechat(accounts, wechat_plaintext("wechat-template-receipt"), "plain")
+
+    assert (response.status, response.body) == (200, "success")
+    assert accounts.events() == [] and accounts.unmapped() == []
+
+
+def test_wechat_handshake_and_bad_signature(accounts: Ingest) -> None:
+    ok = accounts.invoke(method="GET", source="wechat", account="demo",
+                         raw_query=wechat.handshake_query(WECHAT_SECRET["token"], "echo123"))
+    raw_query, body = wechat.signed_request({**WECHAT_SECRET, "token": "wrong"}, wechat_plaintext("wechat-text"),
+                                            "plain")
+    forged = accounts.invoke(body, source="wechat", account="demo", raw_query=raw_query,
+                             headers={"content-type": "text/xml"})
+    stale = accounts.invoke(sample("wechat-text")["body"], source="wechat", account="demo",
+                            raw_query=sample("wechat-text")["rawQueryString"], headers={"content-type": "text/xml"})
+
+    downgraded = post_wechat(accounts, wechat_plaintext("wechat-text"), "plain", account="demo")
+
+    assert (ok.status, ok.body) == (200, "echo123")
+    assert forged.status == 401 and stale.status == 401
+    assert downgraded.status == 403  # plaintext on an encrypted account
+    assert accounts.events() == []
+
+
+def test_unmapped_wechat_payload_is_kept_in_clear_text_and_replays(accounts: Ingest) -> None:
+    from dmhub_adapter.ingest.replay import replay_unmapped_record
+
+    xml = wechat_plaintext("wechat-text").replace("<MsgType><![CDATA[text]]></MsgType>",
+                                                   "<MsgType><![CDATA[hologram]]></MsgType>")
+
+    assert post_wechat(accounts, xml, "safe").body == "success"
+
+    assert accounts.events() == []
+    (kept,) = accounts.unmapped()
+    record = kept["body"]
+    assert record["payload"] == xml and record["payload_type"] == "application/xml"
+    assert record["context"] == {"mode": "safe", "keyIndex": 0}
+    result = replay_unmapped_record(record)
+    assert not result.resolved and result.outcome.unmapped == 1
+
+
+def taobao_event(name: str) -> tuple[bytes, str, dict[str, str]]:
+    event = sample(name)
+    body = event["body"].encode("utf-8")
+    return body, taobao.signed_request(TAOBAO_SECRET, body), event["headers"]
+
+
+def test_taobao_relay_messages_are_enqueued_once(accounts: Ingest) -> None:
+    for name in ("taobao-created", "taobao-paid", "taobao-shipped", "taobao-refund-created"):
+        body, raw_query, headers = taobao_event(name)
+
+        first = accounts.invoke(body, source="taobao", account="demo", raw_query=raw_query, headers=headers)
+        again = accounts.invoke(body, source="taobao", account="demo",
+                                raw_query=taobao.signed_request(TAOBAO_SECRET, body), headers=headers)
+
+        assert (first.status, first.json()) == (200, {"success": True}), name
+        assert again.status == 200, name
+        (message,) = accounts.events()
+        content = json.loads(json.loads(body)["content"])
+        external_id = message["body"]["event"]["externalId"]
+        assert external_id.startswith(f"{json.loads(body)['topic']}|{content['tid']}|"), name
+        assert message["body"]["identity"]["value"] == content["buyer_open_uid"]
+        item = accounts.claim(external_id, "taobao", "demo")
+        assert item is not None and item["status"] == "QUEUED"
+
+
+def test_a_taobao_batch_is_one_sqs_batch(accounts: Ingest) -> None:
+    body, raw_query, headers = taobao_event("taobao-batch")
+    count = len(json.loads(body)["messages"])
+
+    response = accounts.invoke(body, source="taobao", account="demo", raw_query=raw_query, headers=headers)
+
+    assert response.status == 200
+    messages = accounts.events()
+    assert len(messages) == count
+    assert len({m["body"]["event"]["externalId"] for m in messages}) == count
+
+
+def test_taobao_bad_signature_is_refused(accounts: Ingest) -> None:
+    body, _, headers = taobao_event("taobao-paid")
+    forged = taobao.signed_request({**TAOBAO_SECRET, "appSecret": "not-it"}, body)
+
+    response = accounts.invoke(body, source="taobao", account="demo", raw_query=forged, headers=headers)
+
+    assert response.status in (401, 403)
+    assert accounts.events() == []

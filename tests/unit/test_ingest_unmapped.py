@@ -1,0 +1,73 @@
+"""UnmappedQueue records: what they keep, and the request a replay rebuilds from them."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+import pytest
+
+from dmhub_adapter.ingest.unmapped import RecordError, build_record, request_from_record
+from dmhub_adapter.sources.base import Inbound, WebhookRequest
+
+
+def request(**overrides: Any) -> WebhookRequest:
+    values: dict[str, Any] = {
+        "method": "POST", "source": "wechat", "account": "oa1", "body": b"<xml>encrypted</xml>",
+        "raw_query": "signature=s&encrypt_type=aes", "query": {"signature": "s", "encrypt_type": "aes"},
+        "headers": {"content-type": "text/xml", "x-forwarded-for": "1.2.3.4", "user-agent": "Mozilla"},
+        "received_at": 1732780800.5, "request_id": "req-9",
+    }
+    values.update(overrides)
+    return WebhookRequest(**values)
+
+
+def test_a_record_keeps_the_clear_text_payload_and_only_the_headers_that_matter() -> None:
+    inbound = Inbound(messages=[], payload="<xml>明文</xml>".encode(), payload_type="application/xml",
+                      context={"mode": "safe", "odd": {1, 2}})
+
+    record = build_record(request(), inbound, ["message #1: no rule matched this message"])
+
+    assert record["payload"] == "<xml>明文</xml>" and record["payload_encoding"] == "utf-8"
+    assert record["headers"] == {"content-type": "text/xml", "user-agent": "Mozilla"}
+    assert record["reasons"] == ["message #1: no rule matched this message"]
+    assert (record["source"], record["account"], record["request_id"]) == ("wechat", "oa1", "req-9")
+    assert record["received_at"] == 1732780800.5
+    assert record["context"]["mode"] == "safe"
+    assert "raw_query" not in record and "query" not in record
+
+
+def test_a_replay_request_is_the_clear_payload_without_the_original_query() -> None:
+    inbound = Inbound(messages=[], payload=b"<xml>plain</xml>", payload_type="application/xml")
+    record = build_record(request(), inbound, ["x"])
+
+    rebuilt = request_from_record(record)
+
+    assert rebuilt.body == b"<xml>plain</xml>"
+    assert rebuilt.query == {} and rebuilt.raw_query == ""
+    assert rebuilt.header("content-type") == "application/xml"  # the clear text's type, not the envelope's
+    assert (rebuilt.source, rebuilt.account, rebuilt.method) == ("wechat", "oa1", "POST")
+    assert rebuilt.received_at == 1732780800.5 and rebuilt.request_id == "req-9"
+
+
+def test_binary_payloads_round_trip_as_base64() -> None:
+    payload = bytes(range(256))
+    record = build_record(request(), Inbound(messages=[], payload=payload), ["x"])
+
+    assert record["payload_encoding"] == "base64"
+    assert base64.b64decode(record["payload"]) == payload
+    assert request_from_record(record).body == payload
+    assert request_from_record(record).header("content-type") == "text/xml"  # octet-stream says nothing
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"version": 2}, {"source": ""}, {"account": None}, {"payload": None},
+     {"payload_encoding": "rot13"}, {"payload_encoding": "base64", "payload": "***"}],
+)
+def test_records_that_cannot_be_replayed_are_refused(change: dict[str, Any]) -> None:
+    record = build_record(request(), Inbound(messages=[], payload=b"{}"), ["x"])
+    record.update(change)
+
+    with pytest.raises(RecordError):
+        request_from_record(record)
