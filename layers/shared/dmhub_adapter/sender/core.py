@@ -39,7 +39,9 @@ from dmhub_adapter.queue import OutgoingMessage, send_messages
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.store.claims import ClaimStore
 
-DEFAULT_CONCURRENCY = 8
+# One thread per record of a full SQS batch (BatchSize 10): a smaller pool makes every
+# batch wait for two rounds of DM Hub calls.
+DEFAULT_CONCURRENCY = 10
 #: used when the caller has no Lambda context to ask for the remaining time
 DEFAULT_BUDGET_SECONDS = 60.0
 FAILURE_KEY = "failure"

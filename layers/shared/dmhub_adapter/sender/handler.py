@@ -6,7 +6,7 @@ Environment (beyond the brief's ``IDEMPOTENCY_TABLE``, ``DEAD_LETTER_QUEUE_URL``
 =============================  =======  ==============================================
 ``DMHUB_CONNECT_TIMEOUT``      2        seconds to connect to DM Hub
 ``DMHUB_READ_TIMEOUT``         5        seconds to wait for DM Hub's answer
-``SENDER_CONCURRENCY``         8        records of a batch sent at the same time
+``SENDER_CONCURRENCY``         10       records of a batch sent at the same time
 ``SENDER_MAX_ATTEMPTS``        6        attempts per record and invocation
 ``SENDER_SAFETY_MARGIN_MS``    1000     time kept free before the Lambda timeout
 =============================  =======  ==============================================
@@ -24,7 +24,7 @@ from typing import Any
 from dmhub_adapter.dmhub.client import DmhubClient, Timeouts
 from dmhub_adapter.dmhub.identity import IdentityResolver
 from dmhub_adapter.dmhub.token import SharedToken, load_credentials
-from dmhub_adapter.sender.core import BatchStats, Sender
+from dmhub_adapter.sender.core import DEFAULT_CONCURRENCY, BatchStats, Sender
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.settings import Settings
 from dmhub_adapter.store.claims import ClaimStore
@@ -97,7 +97,7 @@ def build_runtime(settings: Settings | None = None, *, logger: Any = None) -> Ru
             max_attempts=int(_float("SENDER_MAX_ATTEMPTS", 6)),
             safety_margin=_float("SENDER_SAFETY_MARGIN_MS", 1000) / 1000,
         ),
-        concurrency=int(_float("SENDER_CONCURRENCY", 8)),
+        concurrency=int(_float("SENDER_CONCURRENCY", DEFAULT_CONCURRENCY)),
         logger=logger,
     )
     runtime = Runtime(sender=sender, dmhub=dmhub, token=token)

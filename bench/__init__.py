@@ -1,0 +1,1 @@
+"""Benchmarks: warm ingest cost, cold imports, sender throughput, requests per event."""

@@ -1,0 +1,125 @@
+"""Run every benchmark and print its figures with their ratios, all measured in this run.
+
+    python bench/run.py [--quick] [--no-built]
+
+P1 warm ingest cost per event (library vs inline floor, target <= 2.0), P2 cold import of
+each handler (vs import boto3 + its clients, target <= 1.2), P3 sender throughput against
+the DM Hub emulator at 50 ms latency (vs concurrency / latency, target >= 0.9, and vs a
+sequential run), and the AWS / DM Hub requests each event costs. Everything runs on
+127.0.0.1: moto_server and the emulator are started in-process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import sys
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import fake_aws_environment, out, ratio_line
+
+P1_TARGET, P2_TARGET, P3_TARGET = 2.0, 1.2, 0.9
+
+
+def p1(quick: bool) -> None:
+    from bench import ingest_cost
+
+    out("P1  warm ingest cost per event (receive + map + QueuedEvent; no AWS)")
+    for name, library, floor in ingest_cost.measure(number=300 if quick else 2000, repeat=5 if quick else 7):
+        ratio = library / floor
+        value = f"{library * 1e6:7.0f} us vs {floor * 1e6:5.0f} us"
+        out(ratio_line(name, value, ratio, f"<= {P1_TARGET}", ratio <= P1_TARGET))
+
+
+def p2(quick: bool, built: bool) -> None:
+    from bench import cold_import
+
+    runs = 3 if quick else 7
+    out(f"P2  cold import in a fresh interpreter, median of {runs} (floor: import boto3 + the handler's clients)")
+    results = cold_import.measure(runs)
+    if built:
+        results += cold_import.measure_built(runs)
+    for result in results:
+        value = f"{result.seconds * 1e3:6.0f} ms vs {result.floor * 1e3:5.0f} ms"
+        out(ratio_line(result.name, value, result.ratio, f"<= {P2_TARGET}", result.ratio <= P2_TARGET))
+
+
+def p3(quick: bool) -> None:
+    from bench import flow
+    from dmhub_adapter.sender.core import DEFAULT_CONCURRENCY
+
+    batches = 4 if quick else 10
+    concurrency = int(os.environ.get("SENDER_CONCURRENCY", str(DEFAULT_CONCURRENCY)))
+    ideal = concurrency / flow.LATENCY
+    sink = io.StringIO()  # the handlers' EMF metrics and warnings
+    with contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        on_moto = flow.sender_throughput(concurrency, batches=batches)
+        dynamo_like = flow.sender_throughput(concurrency, batches=batches, claim_write_seconds=0.005)
+        sequential = flow.sender_throughput(1, batches=max(2, batches // 4))
+        bare = flow.bare_posts(concurrency, batches=batches)
+    out(f"P3  sender throughput, emulator latency {flow.LATENCY * 1e3:.0f} ms, batches of {on_moto.batch_size}, "
+        f"concurrency {concurrency}, warm token and identities (ideal {ideal:.0f}/s)")
+    ratio = dynamo_like.per_second / ideal
+    out(ratio_line("claim writes at DynamoDB-like 5 ms, vs ideal", f"{dynamo_like.per_second:7.1f} events/s",
+                   ratio, f">= {P3_TARGET}", ratio >= P3_TARGET))
+    ratio = on_moto.per_second / ideal
+    out(ratio_line("claim writes on moto_server (it serialises them), vs ideal",
+                   f"{on_moto.per_second:7.1f} events/s", ratio, f">= {P3_TARGET}", ratio >= P3_TARGET))
+    out(f"  {'bare POSTs, same pool, no sender (transport ceiling)':<58} {bare:>15.1f} events/s   "
+        f"ratio {bare / ideal:6.2f}; sender reaches {dynamo_like.per_second / bare:.2f} of it")
+    out(f"  {'sequential baseline (concurrency 1, moto)':<58} {sequential.per_second:>15.1f} events/s   "
+        f"configured/sequential {on_moto.per_second / sequential.per_second:5.2f}x")
+    per_event = {k: round(v / on_moto.events, 2) for k, v in sorted(on_moto.dmhub_calls.items())}
+    out(f"  DM Hub calls per delivered event in the timed run: {per_event}")
+
+
+def requests(quick: bool) -> None:
+    from bench import flow
+
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        counts = flow.request_counts(12 if quick else 40)
+    out(f"REQ requests per event ({counts.events} webhooks, half WeChat follows, half Taobao payments; warm container)")
+
+    def per(counter: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v / counts.events:.2f}" for k, v in sorted(counter.items())) or "none"
+
+    out(f"  ingest, first delivery:   {per(counts.aws_first)}")
+    out(f"  ingest, redelivery:       {per(counts.aws_redelivery)}")
+    writes = sum(v for k, v in counts.aws_first.items() if k.startswith("dynamodb.") and k.split(".")[1] in
+                 ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem"))
+    sqs = sum(v for k, v in counts.aws_first.items() if k.startswith("sqs."))
+    out(f"  => DynamoDB writes/event {writes / counts.events:.2f}, SQS calls/event {sqs / counts.events:.2f}")
+    out("  sender, warm caches, DM Hub calls per delivered event: "
+        + (", ".join(f"{k} {v:.2f}" for k, v in counts.dmhub_per_event.items()) or "none"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run; noisier figures)")
+    parser.add_argument("--no-built", action="store_true", help="skip the .aws-sam/build cold-import figures")
+    parser.add_argument("--only", choices=("p1", "p2", "p3", "requests"), action="append",
+                        help="run only these parts (repeatable)")
+    args = parser.parse_args(argv)
+    fake_aws_environment()
+    parts = args.only or ["p1", "p2", "p3", "requests"]
+    if "p1" in parts:
+        p1(args.quick)
+    if "p2" in parts:
+        p2(args.quick, not args.no_built)
+    if "p3" in parts:
+        p3(args.quick)
+    if "requests" in parts:
+        requests(args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,200 @@
+"""Property tests: whatever arrives, the adapters answer with a 4xx WebhookError or accept an
+authentic payload; no other exception escapes and nothing unauthenticated is accepted."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from dmhub_adapter.errors import WebhookError
+from dmhub_adapter.local.samples import build_sample
+from dmhub_adapter.mapping.engine import map_payload
+from dmhub_adapter.model.customer_event import CustomerEvent
+from dmhub_adapter.sources.base import Account, WebhookRequest
+from dmhub_adapter.sources.registry import source_for
+from tests.reliability.conftest import TAOBAO_SECRET, WECHAT_SECRET
+
+#: a safe-mode account: without requireEncryption a captured (signature, timestamp, nonce) lets a
+#: plaintext body through within the timestamp window, because WeChat's plaintext signature
+#: does not cover the body (a downgrade the fuzzer finds by dropping encrypt_type)
+SAFE_ACCOUNT = {**WECHAT_SECRET, "requireEncryption": True}
+#: CI default; scripts/fuzz_long.py raises it
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None if EXAMPLES > 1000 else settings().database,
+                suppress_health_check=list(HealthCheck))
+NOW = time.time()
+
+
+def _source(name: str) -> Any:
+    found = source_for(name)
+    assert found is not None
+    return found
+
+
+def _request(source: str, body: bytes, raw_query: str, headers: dict[str, str] | None = None) -> WebhookRequest:
+    return WebhookRequest(method="POST", source=source, account="demo", body=body,
+                          query=dict(parse_qsl(raw_query, keep_blank_values=True)), raw_query=raw_query,
+                          headers=headers or {}, received_at=NOW)
+
+
+def receive(source_name: str, request: WebhookRequest, secret: Mapping[str, Any]) -> tuple[Any, WebhookError | None]:
+    source = _source(source_name)
+    account = Account(source_name, "demo", source.mapping, secret)
+    try:
+        return source.receive(request, account), None
+    except WebhookError as exc:
+        assert 400 <= exc.status < 500, f"{type(exc).__name__} {exc.status}: {exc}"
+        return None, exc
+
+
+WECHAT = build_sample("wechat-follow", SAFE_ACCOUNT, now=NOW, openid="oFuzz0001")
+TAOBAO = build_sample("taobao-paid", TAOBAO_SECRET, now=NOW, tid=3_900_000_000_000_000_777)
+
+
+SIGNED_WECHAT = {"signature", "timestamp", "nonce", "msg_signature"}
+
+
+def mutate(data: bytes, edits: list[tuple[int, int]]) -> bytes:
+    buffer = bytearray(data)
+    for position, value in edits:
+        if buffer:
+            buffer[position % len(buffer)] = value
+    return bytes(buffer)
+
+
+edits = st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), min_size=1, max_size=8)
+
+
+# -- random bytes -------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(body=st.binary(max_size=4096))
+def test_wechat_random_body_with_a_valid_query_is_refused(body: bytes) -> None:
+    inbound, error = receive("wechat", _request("wechat", body, WECHAT.raw_query), SAFE_ACCOUNT)
+    assert inbound is None and error is not None
+
+
+@FUZZ
+@given(body=st.binary(max_size=4096))
+def test_taobao_random_body_with_a_valid_query_is_refused(body: bytes) -> None:
+    inbound, error = receive("taobao", _request("taobao", body, TAOBAO.raw_query, TAOBAO.headers), TAOBAO_SECRET)
+    assert inbound is None and error is not None
+
+
+@FUZZ
+@given(query=st.text(max_size=300))
+def test_random_queries_never_authenticate(query: str) -> None:
+    for name, sample, secret in (("wechat", WECHAT, SAFE_ACCOUNT), ("taobao", TAOBAO, TAOBAO_SECRET)):
+        inbound, _ = receive(name, _request(name, sample.body, query, sample.headers), secret)
+        assert inbound is None
+
+
+# -- mutated valid payloads -------------------------------------------------------------------------
+
+
+@FUZZ
+@given(changes=edits)
+def test_mutated_wechat_body_is_accepted_only_when_unchanged(changes: list[tuple[int, int]]) -> None:
+    body = mutate(WECHAT.body, changes)
+    inbound, _ = receive("wechat", _request("wechat", body, WECHAT.raw_query), SAFE_ACCOUNT)
+    if inbound is not None:
+        # only edits that leave the signed Encrypt text and the envelope's meaning intact
+        assert inbound.messages[0]["FromUserName"] == "oFuzz0001"
+
+
+@FUZZ
+@given(changes=edits)
+def test_mutated_taobao_body_is_never_accepted(changes: list[tuple[int, int]]) -> None:
+    body = mutate(TAOBAO.body, changes)
+    inbound, _ = receive("taobao", _request("taobao", body, TAOBAO.raw_query, TAOBAO.headers), TAOBAO_SECRET)
+    assert inbound is None or body == TAOBAO.body
+
+
+@FUZZ
+@given(changes=edits)
+def test_mutated_queries_are_never_accepted(changes: list[tuple[int, int]]) -> None:
+    for name, sample, secret in (("wechat", WECHAT, SAFE_ACCOUNT), ("taobao", TAOBAO, TAOBAO_SECRET)):
+        query = mutate(sample.raw_query.encode(), changes).decode("latin-1")
+        inbound, _ = receive(name, _request(name, sample.body, query, sample.headers), secret)
+        if inbound is not None:
+            # an edit may decode to the same values or touch a parameter nobody signs (WeChat's
+            # openid is informational); the signed values must be unchanged
+            given, signed = dict(parse_qsl(query, keep_blank_values=True)), dict(parse_qsl(sample.raw_query))
+            names = SIGNED_WECHAT if name == "wechat" else set(signed) | set(given)
+            assert {k: given.get(k) for k in names} == {k: signed.get(k) for k in names}
+
+
+# -- huge and deep inputs ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,sample,secret", [("wechat", WECHAT, SAFE_ACCOUNT), ("taobao", TAOBAO, TAOBAO_SECRET)])
+def test_huge_and_deep_bodies_are_refused_with_4xx(name: str, sample: Any, secret: Mapping[str, Any]) -> None:
+    bodies = [
+        b"x" * (2 * 1024 * 1024),
+        b"<xml>" * 50_000 + b"</xml>" * 50_000,
+        b"[" * 100_000 + b"]" * 100_000,
+        b'{"messages": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><xml>&b;</xml>',
+    ]
+    for body in bodies:
+        inbound, error = receive(name, _request(name, body, sample.raw_query, sample.headers), secret)
+        assert inbound is None and error is not None
+
+
+# -- the mapping engine and the model ----------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=6),
+    max_leaves=30,
+)
+wechat_like = st.fixed_dictionaries(
+    {"ToUserName": st.text(max_size=40), "FromUserName": st.text(max_size=140),
+     "CreateTime": st.one_of(st.text(max_size=14), st.integers().map(str)),
+     "MsgType": st.sampled_from(["event", "text", "image", ""]) | st.text(max_size=8),
+     "Event": st.sampled_from(["subscribe", "unsubscribe", "SCAN", "CLICK"]) | st.text(max_size=8)},
+    optional={"EventKey": st.text(max_size=300), "Content": st.text(max_size=2000), "MsgId": st.text(max_size=30)},
+)
+
+
+def test_plaintext_downgrade_is_refused_for_a_safe_mode_account() -> None:
+    query = "&".join(p for p in WECHAT.raw_query.split("&") if not p.startswith(("encrypt_type=", "msg_signature=")))
+    forged = b"<xml><ToUserName>gh_0123456789ab</ToUserName><FromUserName>oForged</FromUserName></xml>"
+    inbound, error = receive("wechat", _request("wechat", forged, query), SAFE_ACCOUNT)
+    assert inbound is None and error is not None and error.status == 403
+
+
+@FUZZ
+@given(messages=st.lists(wechat_like | st.dictionaries(st.text(max_size=12), json_values, max_size=8), max_size=3))
+def test_mapping_engine_classifies_every_message(messages: list[dict[str, Any]]) -> None:
+    for name in ("wechat", "taobao"):
+        results = map_payload(_source(name).mapping, messages, {"source": name, "account": "demo", "received_at": 0})
+        assert len(results) == len(messages)
+        for result in results:
+            assert result.status in ("mapped", "skipped", "unmapped")
+            if result.status == "mapped":
+                for mapped in result.events:
+                    CustomerEvent.model_validate(mapped.event.model_dump())
+
+
+@FUZZ
+@given(data=st.dictionaries(st.sampled_from(["event", "date", "customerId", "targetId", "summary", "score",
+                                             "externalId", "id", "lastUpdated", "c_x", "tag"]) | st.text(max_size=8),
+                            json_values, max_size=10))
+def test_model_validation_only_raises_value_errors(data: dict[str, Any]) -> None:
+    try:
+        event = CustomerEvent.model_validate(data)
+    except ValueError:
+        return
+    body = event.to_request()
+    assert "id" not in body and "lastUpdated" not in body
+    json.dumps(body)
