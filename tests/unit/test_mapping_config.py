@@ -163,3 +163,8 @@ def test_map_cli_prints_events_with_identity_and_external_id(
 def test_json_schema_describes_rules() -> None:
     schema = json_schema()
     assert "rules" in schema["properties"] and "RuleSpec" in json.dumps(schema)
+
+
+@pytest.mark.parametrize("name", ["token", "identity", "dmhub"])
+def test_reserved_source_names(name: str) -> None:
+    assert "is reserved" in problems(config(name=name), f"mappings/{name}.yaml")

@@ -371,6 +371,14 @@ def test_queues_redrive_and_retention(resources: dict[str, Any]) -> None:
     assert resources["EventQueue"]["Properties"]["MessageRetentionPeriod"] < FOURTEEN_DAYS
 
 
+def test_an_unmapped_record_of_a_body_at_the_cap_fits_its_queue(resources: dict[str, Any]) -> None:
+    from dmhub_adapter.settings import Settings
+
+    cap = Settings().max_body_bytes
+    record_bound = cap * 4 // 3 + 16 * 1024  # base64 of a binary body, plus reasons and headers
+    assert resources["UnmappedQueue"]["Properties"]["MaximumMessageSize"] >= record_bound
+
+
 def test_dmhub_secret_is_named_by_the_prefix_and_holds_no_literal_value(resources: dict[str, Any]) -> None:
     secrets = of_type(resources, "AWS::SecretsManager::Secret")
     assert list(secrets) == ["DmHubSecret"]

@@ -92,6 +92,17 @@ def test_unmapped_payload_is_kept_whole_and_still_acknowledged(ingest: Ingest) -
     assert kept["attributes"]["source"] == "acme"
 
 
+def test_an_unmapped_payload_at_the_body_cap_still_fits_its_queue(ingest: Ingest) -> None:
+    # 250 KiB of authentic payload plus its record exceeds SQS's old 256 KiB default.
+    payload = {"type": "refund", "id": "R1", "user": "u-1", "note": "x" * (250 * 1024)}
+
+    response = ingest.invoke(payload)
+
+    assert response.status == 200
+    (kept,) = ingest.unmapped()
+    assert json.loads(kept["body"]["payload"]) == payload
+
+
 def test_replay_maps_an_unmapped_record_with_the_fixed_config(ingest: Ingest, mappings_dir: Path) -> None:
     from dmhub_adapter.ingest.pipeline import IngestPipeline
 

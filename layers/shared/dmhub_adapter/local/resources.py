@@ -66,7 +66,8 @@ def create_stack(
         },
     )["QueueUrl"]
     unmapped_url = sqs.create_queue(
-        QueueName=f"{name}-unmapped", Attributes={"MessageRetentionPeriod": "1209600"}
+        QueueName=f"{name}-unmapped",
+        Attributes={"MessageRetentionPeriod": "1209600", "MaximumMessageSize": "1048576"},
     )["QueueUrl"]
     return StackResources(
         table=table,

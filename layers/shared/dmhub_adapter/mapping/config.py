@@ -40,6 +40,9 @@ from dmhub_adapter.model.customer_event import (
 )
 
 SOURCE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+#: names whose claim keys or secret names would collide with the table's token and identity
+#: items (``token#…``, ``identity#…``) or the DM Hub credentials secret (``{prefix}/dmhub``)
+RESERVED_SOURCE_NAMES = frozenset({"token", "identity", "dmhub"})
 #: CustomerEvent fields a rule may set through ``fields`` (date and externalId have their own keys).
 EVENT_FIELDS = (
     "targetId",
@@ -252,6 +255,11 @@ class MappingFile(_Strict):
     def _source_name(cls, value: str) -> str:
         if not SOURCE_NAME_RE.match(value):
             raise ValueError("source names are lower case letters, digits and '-'")
+        if value in RESERVED_SOURCE_NAMES:
+            raise ValueError(
+                f"{value!r} is reserved: the idempotency table and the secrets use it for the DM Hub token, "
+                "identity cache or credentials"
+            )
         return value
 
     @model_validator(mode="after")
