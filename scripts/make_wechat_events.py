@@ -1,5 +1,9 @@
 """Write the WeChat sample events (events/wechat-*.json): API Gateway HTTP API v2 events signed
-and, in safe/compatible mode, encrypted with the demo account's secret.
+and, in safe/compatible mode, encrypted with the secret of a demo account.
+
+Safe and compatible samples (and the handshake) go to ``demo``, the account with an
+EncodingAESKey; plaintext samples go to ``demo-plain``, an account in plaintext mode, because a
+keyed account refuses plaintext pushes.
 
 Deterministic by default (fixed timestamps, nonces and AES random prefixes), so the files can
 be regenerated and compared. Each event's ``requestContext.timeEpoch`` equals its signed
@@ -7,6 +11,7 @@ timestamp, so the ingest's timestamp window accepts it when replayed as is. ``--
 with the current time instead (for a live endpoint; the output then changes on every run).
 
     python scripts/make_wechat_events.py [--out DIR] [--now]
+    python scripts/make_wechat_events.py --check  # exit 1 if a file is out of date
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ OPENID = "oia2TjjewbmiOUlr6X-1crbLOvLw"
 # The sample ticket printed in WeChat's createQRCode documentation.
 TICKET = "gQH47joAAAAAAAAAASxodHRwOi8vd2VpeGluLnFxLmNvbS9xL2taZ2Z3TVRtNzJXV1Brb3ZhYmJJAAIEZ23sUwMEmm3sUw=="
 HEADERS = {"content-type": "text/xml", "user-agent": "Mozilla/4.0"}
+#: the demo account of each mode (local/demo-accounts.yaml)
+SAFE_ACCOUNT = "demo"
+PLAIN_ACCOUNT = "demo-plain"
 
 
 def _event_xml(create_time: int, event: str, event_key: str | None = None, extra: str = "") -> str:
@@ -48,6 +56,10 @@ class Sample:
     timestamp: int
     nonce: str
     random16: str | None = None
+
+    @property
+    def account(self) -> str:
+        return PLAIN_ACCOUNT if self.mode == "plain" else SAFE_ACCOUNT
 
 
 SAMPLES = [
@@ -99,23 +111,29 @@ HANDSHAKE_NONCE = "1514711492"
 
 def build_events(now: int | None = None) -> dict[str, dict[str, Any]]:
     """``{file name: API Gateway v2 event}``; ``now`` replaces every fixed timestamp."""
-    secret = load_accounts().secret("wechat", "demo")
-    if not secret:
-        raise SystemExit("the packaged demo accounts have no wechat/demo account")
+    accounts = load_accounts()
+    secrets: dict[str, dict[str, Any]] = {}
+    for name in (SAFE_ACCOUNT, PLAIN_ACCOUNT):
+        secret = accounts.secret("wechat", name)
+        if not secret:
+            raise SystemExit(f"the packaged demo accounts have no wechat/{name} account")
+        secrets[name] = secret
     events: dict[str, dict[str, Any]] = {}
     ts = now or HANDSHAKE_TIMESTAMP
-    query = handshake_query(str(secret["token"]), HANDSHAKE_ECHOSTR, timestamp=ts, nonce=HANDSHAKE_NONCE)
+    query = handshake_query(str(secrets[SAFE_ACCOUNT]["token"]), HANDSHAKE_ECHOSTR, timestamp=ts,
+                            nonce=HANDSHAKE_NONCE)
     events["wechat-handshake.json"] = make_event(
-        method="GET", source="wechat", account="demo", raw_query=query,
+        method="GET", source="wechat", account=SAFE_ACCOUNT, raw_query=query,
         headers={"user-agent": "Mozilla/4.0"}, request_id="wechat-handshake", now_ms=ts * 1000,
     )
     for sample in SAMPLES:
         ts = now or sample.timestamp
         raw_query, body = signed_request(
-            secret, sample.xml, sample.mode, timestamp=ts, nonce=sample.nonce, random16=sample.random16
+            secrets[sample.account], sample.xml, sample.mode, timestamp=ts, nonce=sample.nonce,
+            random16=sample.random16,
         )
         events[f"wechat-{sample.name}.json"] = make_event(
-            method="POST", source="wechat", account="demo", body=body, raw_query=raw_query,
+            method="POST", source="wechat", account=sample.account, body=body, raw_query=raw_query,
             headers=HEADERS, request_id=f"wechat-{sample.name}", now_ms=ts * 1000,
         )
     return events
@@ -130,12 +148,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(Path(__file__).resolve().parent.parent / "events"),
                         help="output directory (default: the repository's events/)")
     parser.add_argument("--now", action="store_true", help="sign with the current time (not reproducible)")
+    parser.add_argument("--check", action="store_true", help="exit 1 if a file differs instead of writing")
     args = parser.parse_args(argv)
+    if args.check and args.now:
+        parser.error("--check compares the deterministic files; it cannot be combined with --now")
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    stale = []
     for name, event in build_events(int(time.time()) if args.now else None).items():
-        (out / name).write_text(render(event), encoding="utf-8")
-        print(out / name)
+        path = out / name
+        text = render(event)
+        if args.check:
+            if not path.is_file() or path.read_text(encoding="utf-8") != text:
+                stale.append(name)
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(path)
+    if stale:
+        print(f"out of date: {', '.join(stale)}; run python scripts/make_wechat_events.py", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -22,10 +22,11 @@ from dmhub_adapter.sources.base import Account, WebhookRequest
 from dmhub_adapter.sources.registry import source_for
 from tests.reliability.conftest import TAOBAO_SECRET, WECHAT_SECRET
 
-#: a safe-mode account: without requireEncryption a captured (signature, timestamp, nonce) lets a
-#: plaintext body through within the timestamp window, because WeChat's plaintext signature
-#: does not cover the body (a downgrade the fuzzer finds by dropping encrypt_type)
-SAFE_ACCOUNT = {**WECHAT_SECRET, "requireEncryption": True}
+#: a safe-mode account as configured (no requireEncryption): it refuses plaintext by default,
+#: since a captured (signature, timestamp, nonce) would otherwise let any plaintext body through
+#: within the timestamp window, WeChat's plaintext signature not covering the body (a downgrade
+#: the fuzzer finds by dropping encrypt_type)
+SAFE_ACCOUNT = dict(WECHAT_SECRET)
 #: CI default; scripts/fuzz_long.py raises it
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, database=None if EXAMPLES > 1000 else settings().database,
@@ -171,6 +172,9 @@ def test_plaintext_downgrade_is_refused_for_a_safe_mode_account() -> None:
     forged = b"<xml><ToUserName>gh_0123456789ab</ToUserName><FromUserName>oForged</FromUserName></xml>"
     inbound, error = receive("wechat", _request("wechat", forged, query), SAFE_ACCOUNT)
     assert inbound is None and error is not None and error.status == 403
+    # the downgrade is real: an account that opts out of the default takes the forged body
+    inbound, error = receive("wechat", _request("wechat", forged, query), {**SAFE_ACCOUNT, "requireEncryption": False})
+    assert error is None and inbound.messages[0]["FromUserName"] == "oForged"
 
 
 @FUZZ

@@ -36,13 +36,14 @@ def _through_gateway(sample: SampleRequest, secret: dict[str, Any] | None = None
 @pytest.mark.parametrize("name", sorted(SAMPLES))
 def test_every_sample_is_authentic_and_maps(name: str) -> None:
     spec = SAMPLES[name]
-    sample = build_sample(name, ACCOUNTS.secret(spec.source, "demo") or {})
+    sample = build_sample(name, ACCOUNTS.secret(spec.source, spec.account) or {})
+    assert sample.account == spec.account
     adapter, account, request = _through_gateway(sample)
     if sample.method == "GET":
         assert adapter.handshake(request, account).body == sample.facts["echostr"]
         return
     inbound = adapter.receive(request, account)
-    results = map_payload(adapter.mapping, inbound.messages, {"source": spec.source, "account": "demo"})
+    results = map_payload(adapter.mapping, inbound.messages, {"source": spec.source, "account": spec.account})
     assert [r.status for r in results] == ["mapped"]
     assert results[0].events[0].event.event.startswith("c_")
 
@@ -103,6 +104,29 @@ def test_send_sample_sends_the_same_signed_request_repeatedly(
     assert len({(e["rawQueryString"], e["body"]) for e in recorder.events}) == 1  # a retry, not a new push
     assert recorder.events[0]["pathParameters"] == {"source": "wechat", "account": "demo"}
     assert "encrypt_type=aes" in recorder.events[0]["rawQueryString"]
+
+
+def test_plaintext_sample_goes_to_the_plaintext_account(
+    gateway: tuple[LocalGateway, Recorder], capsys: pytest.CaptureFixture[str]
+) -> None:
+    server, recorder = gateway
+    assert main(["send-sample", "wechat-plain-follow", "--gateway", server.url]) == 0, capsys.readouterr().err
+    assert "POST /webhooks/wechat/demo-plain → 200 OK" in capsys.readouterr().out
+    [event] = recorder.events
+    assert event["pathParameters"] == {"source": "wechat", "account": "demo-plain"}
+    assert "encrypt_type" not in event["rawQueryString"]
+    adapter = source_for("wechat")
+    assert adapter is not None
+    request = request_from_event(event)
+    plain = Account("wechat", "demo-plain", adapter.mapping, ACCOUNTS.secret("wechat", "demo-plain"))
+    assert adapter.receive(request, plain).context["mode"] == "plain"
+    # the keyed account refuses plaintext even when the signature is its own
+    keyed_secret = ACCOUNTS.secret("wechat", "demo") or {}
+    own = build_sample("wechat-plain-follow", keyed_secret, account="demo")
+    _, keyed, own_request = _through_gateway(own)
+    with pytest.raises(WebhookError) as raised:
+        adapter.receive(own_request, keyed)
+    assert raised.value.status == 403
 
 
 def test_send_sample_uses_the_accounts_file(gateway: tuple[LocalGateway, Recorder], tmp_path: Path,

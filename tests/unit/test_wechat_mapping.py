@@ -278,3 +278,21 @@ def test_samples_are_what_the_generator_writes() -> None:
     assert sorted(events) == sorted(p.name for p in EVENTS.glob("wechat-*.json"))
     for name, event in events.items():
         assert (EVENTS / name).read_text(encoding="utf-8") == generator.render(event), name
+
+
+def test_plaintext_samples_are_signed_for_the_plaintext_account() -> None:
+    event = json.loads((EVENTS / "wechat-follow-plain.json").read_text(encoding="utf-8"))
+    assert event["pathParameters"]["account"] == "demo-plain"
+    # the constructed plaintext vector for token mktToken2024 (see test_wechat_crypto)
+    assert event["queryStringParameters"]["signature"] == "1cf789568e1865f653f6e9205c4ea5d6416524a0"
+
+
+def test_generator_check_mode(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    generator = _generator()
+    assert generator.main(["--check", "--out", str(tmp_path)]) == 1
+    assert generator.main(["--out", str(tmp_path)]) == 0
+    assert generator.main(["--check", "--out", str(tmp_path)]) == 0
+    stale = tmp_path / "wechat-text.json"
+    stale.write_text(stale.read_text(encoding="utf-8").replace("demo-plain", "demo"), encoding="utf-8")
+    assert generator.main(["--check", "--out", str(tmp_path)]) == 1
+    assert "out of date: wechat-text.json" in capsys.readouterr().err

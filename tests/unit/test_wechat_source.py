@@ -23,6 +23,7 @@ from dmhub_adapter.errors import (
     Unavailable,
     WebhookError,
 )
+from dmhub_adapter.local.accounts import load_accounts
 from dmhub_adapter.mapping.config import MappingConfigError, mapping_path, parse_mapping
 from dmhub_adapter.sources import wechat_crypto as wc
 from dmhub_adapter.sources.base import Account, Outcome, WebhookRequest
@@ -53,6 +54,8 @@ BILLION_LAUGHS = (
     '<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;">'
     '<!ENTITY lol3 "&lol2;&lol2;&lol2;&lol2;">]><xml><Content>&lol3;</Content></xml>'
 )
+#: a plaintext-mode account: no EncodingAESKey, so plaintext pushes are accepted
+PLAIN_SECRET = {"token": "pamtest"}
 XXE = '<?xml version="1.0"?><!DOCTYPE xml [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><xml><a>&xxe;</a></xml>'
 INTERNAL_ENTITY = '<!DOCTYPE xml [<!ENTITY e "x">]><xml><ToUserName>&e;</ToUserName></xml>'
 
@@ -117,7 +120,8 @@ def test_handshake_refusals(source: WeChatSource) -> None:
 
 @pytest.mark.parametrize("mode", ["plain", "compat", "safe"])
 def test_modes_yield_the_flat_message(source: WeChatSource, mode: str) -> None:
-    inbound = source.receive(signed(mode=mode), account(source))
+    # plaintext pushes come from an account in plaintext mode; a keyed account refuses them
+    inbound = source.receive(signed(mode=mode), account(source, PLAIN_SECRET if mode == "plain" else SECRET))
     assert inbound.messages == [FOLLOW_FIELDS]
     assert inbound.payload == FOLLOW.encode()  # clear text, for replays
     assert inbound.payload_type == "application/xml"
@@ -150,14 +154,27 @@ def test_compat_mode_trusts_only_the_encrypted_copy(source: WeChatSource) -> Non
 
 
 def test_every_sample_event_verifies(source: WeChatSource) -> None:
+    """Each sample passes with the secret of the account in its own path, in the demo accounts file."""
+    demo = load_accounts()
     files = sorted(EVENTS.glob("wechat-*.json"))
     assert len(files) == 8
+    plaintext = []
     for path in files:
         req = request_from_event(json.loads(path.read_text(encoding="utf-8")))
+        own = Account("wechat", req.account, source.mapping, demo.secret("wechat", req.account))
+        assert own.secret, f"{path.name}: no wechat/{req.account} in the demo accounts"
         if req.method == "GET":
-            assert source.handshake(req, account(source)).body == req.query["echostr"]
+            assert source.handshake(req, own).body == req.query["echostr"]
+            continue
+        inbound = source.receive(req, own)
+        assert len(inbound.messages) == 1, path.name
+        if inbound.context["mode"] == "plain":
+            plaintext.append(path.name)
+            # sent to the plaintext-mode account: the keyed account would refuse it
+            assert "encodingAesKey" not in own.secret, path.name
         else:
-            assert len(source.receive(req, account(source)).messages) == 1, path.name
+            assert "encodingAesKey" in own.secret, path.name
+    assert plaintext == ["wechat-follow-plain.json", "wechat-text.json"]
 
 
 # -- signatures and timestamps ------------------------------------------------------------------
@@ -260,13 +277,22 @@ def test_require_encryption_refuses_plaintext(source: WeChatSource, flag: object
     assert source.receive(signed(mode="safe"), account(source, requireEncryption=flag)).messages
 
 
+def test_a_keyed_account_refuses_plaintext_by_default(source: WeChatSource) -> None:
+    # A captured safe-mode signature must not carry a forged plaintext body.
+    with pytest.raises(Forbidden):
+        source.receive(signed(mode="plain"), account(source))
+    assert source.receive(signed(mode="plain"), account(source, requireEncryption=False)).messages
+
+
 def test_require_encryption_from_mapping_options() -> None:
-    text = _wechat_yaml().read_text(encoding="utf-8").replace("require_encryption: false", "require_encryption: true")
+    text = _wechat_yaml().read_text(encoding="utf-8").replace("options:\n", "options:\n  require_encryption: true\n")
     strict = build(parse_mapping(text, "<test>"))
     with pytest.raises(Forbidden):
-        strict.receive(signed(mode="plain"), account(strict))
+        strict.receive(signed(mode="plain"), account(strict, {"token": "pamtest"}))
     # the secret wins over the mapping default
     assert strict.receive(signed(mode="plain"), account(strict, requireEncryption=False)).messages
+    lax = build(parse_mapping(text.replace("require_encryption: true", "require_encryption: false"), "<test>"))
+    assert lax.receive(signed(mode="plain"), account(lax)).messages
 
 
 def test_key_rotation(source: WeChatSource) -> None:
@@ -328,7 +354,7 @@ def test_dtds_are_refused_in_the_inner_message(source: WeChatSource, body: str) 
 def test_dtds_are_refused_in_plaintext_and_envelopes(source: WeChatSource, body: str) -> None:
     query = signed(mode="plain").raw_query
     with pytest.raises(BadRequest, match="DTD"):
-        source.receive(request(query, body.encode()), account(source))
+        source.receive(request(query, body.encode()), account(source, PLAIN_SECRET))
     aes_query = signed().raw_query
     with pytest.raises(BadRequest, match="DTD"):
         source.receive(request(aes_query, body.encode()), account(source))
@@ -350,7 +376,7 @@ def test_missing_encrypt_is_400(source: WeChatSource) -> None:
 )
 def test_malformed_plaintext_is_400(source: WeChatSource, body: bytes) -> None:
     with pytest.raises(BadRequest):
-        source.receive(request(signed(mode="plain").raw_query, body), account(source))
+        source.receive(request(signed(mode="plain").raw_query, body), account(source, PLAIN_SECRET))
 
 
 def test_unknown_encrypt_type(source: WeChatSource) -> None:
@@ -375,7 +401,7 @@ def test_arbitrary_plaintext_bodies_never_escape_as_non_webhook_errors(body: byt
     assert adapter is not None
     req = request(signed(mode="plain").raw_query, body)
     try:
-        adapter.receive(req, Account("wechat", "demo", adapter.mapping, SECRET))
+        adapter.receive(req, Account("wechat", "demo", adapter.mapping, PLAIN_SECRET))
     except WebhookError as exc:
         assert exc.status == 400
 
@@ -523,7 +549,7 @@ def _wechat_yaml() -> Path:
     ("change", "problem"),
     [
         (("format: xml", "format: json"), "reads XML"),
-        (("require_encryption: false", "require_encryption: sometimes"), "true or false"),
+        (("options:\n", "options:\n  require_encryption: sometimes\n"), "true or false"),
         (("max_body_bytes: 65536", "max_body_bytes: 10"), "max_body_bytes"),
         (("timestamp_tolerance_seconds: 300", "timestamp_tolerance_seconds: 0"), "timestamp_tolerance_seconds"),
         (("options:\n", "options:\n  colour: blue\n"), "unknown option"),

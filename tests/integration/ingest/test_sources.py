@@ -12,13 +12,16 @@ from typing import Any
 
 import pytest
 
+from dmhub_adapter.dryrun import dry_run
 from dmhub_adapter.local.accounts import load_accounts
 from dmhub_adapter.sources import taobao, wechat, wechat_crypto
-from tests.integration.ingest.conftest import Ingest
+from tests.integration.ingest.conftest import FakeContext, Ingest
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 DEMO = load_accounts(None)
 WECHAT_SECRET = DEMO.secret("wechat", "demo") or {}
+#: the demo account in plaintext mode (no EncodingAESKey): where plaintext samples go
+WECHAT_PLAIN_SECRET = DEMO.secret("wechat", "demo-plain") or {}
 TAOBAO_SECRET = DEMO.secret("taobao", "demo") or {}
 
 
@@ -40,14 +43,20 @@ def wechat_plaintext(name: str) -> str:
 def accounts(ingest: Ingest) -> Ingest:
     ingest.put_account("wechat", "demo", WECHAT_SECRET)
     # An account with an AES key refuses plaintext pushes; plaintext-mode accounts have none.
-    ingest.put_account("wechat", "plain", {"token": WECHAT_SECRET["token"]})
+    ingest.put_account("wechat", "demo-plain", WECHAT_PLAIN_SECRET)
     ingest.put_account("taobao", "demo", TAOBAO_SECRET)
     return ingest
 
 
-def post_wechat(ingest: Ingest, xml: str, mode: Any, account: str | None = None) -> Any:
-    raw_query, body = wechat.signed_request(WECHAT_SECRET, xml, mode)
-    account = account or ("plain" if mode == "plain" else "demo")
+def wechat_account(mode: str) -> str:
+    return "demo-plain" if mode == "plain" else "demo"
+
+
+def post_wechat(ingest: Ingest, xml: str, mode: Any, account: str | None = None,
+                secret: dict[str, Any] | None = None) -> Any:
+    """``xml`` sent now in ``mode``, by default to (and signed for) the demo account of that mode."""
+    account = account or wechat_account(mode)
+    raw_query, body = wechat.signed_request(secret or DEMO.secret("wechat", account) or {}, xml, mode)
     return ingest.invoke(body, source="wechat", account=account, raw_query=raw_query,
                          headers={"content-type": "text/xml"})
 
@@ -68,13 +77,27 @@ def test_wechat_pushes_are_enqueued_once_and_answered_success(accounts: Ingest) 
         (message,) = accounts.events()
         body = message["body"]
         fields = wechat.parse_xml(xml)
-        account = "plain" if mode == "plain" else "demo"
+        account = wechat_account(mode)
         assert body["source"] == "wechat" and body["account"] == account
         assert body["identity"]["type"] == "wechat" and body["identity"]["value"] == fields["FromUserName"]
         assert body["event"]["externalId"].startswith(f"{fields['ToUserName']}|"), name
         item = accounts.claim(body["event"]["externalId"], "wechat", account)
         assert item is not None and item["status"] == "QUEUED"
         assert message["attributes"]["event"] == body["event"]["event"]
+
+
+def test_wechat_samples_target_the_account_of_their_mode(accounts: Ingest) -> None:
+    """Every POST sample passes as it is (its requestContext time is its signed time) at the
+    account in its path, and plaintext ones are at the plaintext-mode account."""
+    for path in sorted(EVENTS.glob("wechat-*.json")):
+        event = json.loads(path.read_text(encoding="utf-8"))
+        if event["requestContext"]["http"]["method"] != "POST":
+            continue
+        account = event["pathParameters"]["account"]
+        plaintext = "encrypt_type" not in event["rawQueryString"]
+        assert account == ("demo-plain" if plaintext else "demo"), path.name
+        response = accounts.app.lambda_handler(event, FakeContext())
+        assert (response["statusCode"], response["body"]) == (200, "success"), path.name
 
 
 def test_wechat_template_receipts_are_skipped(accounts: Ingest) -> None:
@@ -91,15 +114,39 @@ def test_wechat_handshake_and_bad_signature(accounts: Ingest) -> None:
                                             "plain")
     forged = accounts.invoke(body, source="wechat", account="demo", raw_query=raw_query,
                              headers={"content-type": "text/xml"})
-    stale = accounts.invoke(sample("wechat-text")["body"], source="wechat", account="demo",
+    # authentic for its own account, but signed long ago
+    stale = accounts.invoke(sample("wechat-text")["body"], source="wechat", account="demo-plain",
                             raw_query=sample("wechat-text")["rawQueryString"], headers={"content-type": "text/xml"})
-
-    downgraded = post_wechat(accounts, wechat_plaintext("wechat-text"), "plain", account="demo")
 
     assert (ok.status, ok.body) == (200, "echo123")
     assert forged.status == 401 and stale.status == 401
-    assert downgraded.status == 403  # plaintext on an encrypted account
     assert accounts.events() == []
+
+
+def test_a_keyed_account_refuses_plaintext_by_default(accounts: Ingest) -> None:
+    # Signed with the keyed account's own token, as a captured safe-mode query would be: the
+    # plaintext signature does not cover the body, so the body may be anything.
+    xml = wechat_plaintext("wechat-follow-plain")
+    downgraded = post_wechat(accounts, xml, "plain", account="demo", secret=WECHAT_SECRET)
+
+    assert downgraded.status == 403
+    assert downgraded.json()["error"] == "forbidden"
+    assert accounts.events() == [] and accounts.unmapped() == []
+    [mapped] = dry_run("wechat", (EVENTS / "wechat-follow-plain.json").read_bytes())
+    assert accounts.claim(mapped["event"]["externalId"], "wechat", "demo") is None
+
+
+def test_require_encryption_false_lets_a_keyed_account_take_plaintext(accounts: Ingest) -> None:
+    accounts.put_account("wechat", "switching", {**WECHAT_SECRET, "requireEncryption": False})
+    xml = wechat_plaintext("wechat-follow-plain")
+
+    response = post_wechat(accounts, xml, "plain", account="switching", secret=WECHAT_SECRET)
+
+    assert (response.status, response.body) == (200, "success")
+    (message,) = accounts.events()
+    assert message["body"]["account"] == "switching"
+    assert message["body"]["identity"]["value"] == wechat.parse_xml(xml)["FromUserName"]
+    assert accounts.claim(message["body"]["event"]["externalId"], "wechat", "switching") is not None
 
 
 def test_unmapped_wechat_payload_is_kept_in_clear_text_and_replays(accounts: Ingest) -> None:

@@ -25,7 +25,9 @@ def register(subparsers: Any) -> None:
         default=os.environ.get("DMHUB_ADAPTER_GATEWAY") or DEFAULT_GATEWAY,
         help=f"gateway base URL (default: $DMHUB_ADAPTER_GATEWAY or {DEFAULT_GATEWAY})",
     )
-    parser.add_argument("--account", default="demo", help="account name (default: demo)")
+    parser.add_argument("--account", default=None,
+                        help="account name (default: the sample's demo account: demo, or demo-plain for "
+                        "plaintext WeChat samples)")
     parser.add_argument("--accounts", metavar="FILE", help="accounts YAML (default: the packaged demo accounts)")
     parser.add_argument("--repeat", type=int, default=1, metavar="N",
                         help="send the same signed request N times, as a platform retrying would (default 1)")
@@ -60,14 +62,15 @@ def run(args: argparse.Namespace) -> int:
         accounts = load_accounts(args.accounts)
     except (OSError, ValueError, yaml.YAMLError) as exc:
         raise CommandError(f"accounts file: {exc}") from exc
-    secret = accounts.secret(spec.source, args.account)
+    account = args.account or spec.account
+    secret = accounts.secret(spec.source, account)
     if secret is None:
-        raise CommandError(f"the accounts file has no {spec.source}/{args.account} account")
+        raise CommandError(f"the accounts file has no {spec.source}/{account} account")
     params = {k: v for k, v in (("openid", args.openid), ("tid", args.tid)) if v is not None}
     try:
-        sample = build_sample(args.name, secret, account=args.account, **params)
+        sample = build_sample(args.name, secret, account=account, **params)
     except (KeyError, ValueError) as exc:
-        raise CommandError(f"cannot build {args.name} for {spec.source}/{args.account}: {exc}") from exc
+        raise CommandError(f"cannot build {args.name} for {spec.source}/{account}: {exc}") from exc
 
     import httpx
 

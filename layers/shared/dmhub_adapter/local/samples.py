@@ -19,6 +19,9 @@ from urllib.parse import quote
 #: the demo WeChat follower and official account (fixed, so repeated samples are one customer)
 DEMO_OPENID = "oDemo-LocalStack000000000001"
 DEMO_OA = "gh_0123456789ab"
+#: the demo WeChat account in plaintext mode (local/demo-accounts.yaml): the keyed ``demo``
+#: account refuses plaintext pushes, so plaintext samples go here
+WECHAT_PLAIN_ACCOUNT = "demo-plain"
 #: the demo Taobao buyer and shop
 DEMO_BUYER = {"buyer_nick": "t**", "buyer_open_uid": "AAHq5d-EAAeG3JedwSFpZMe1"}
 DEMO_SHOP = {"user_id": 2200123456789, "user_nick": "示例旗舰店"}
@@ -50,6 +53,8 @@ class SampleSpec:
     source: str
     description: str
     build: Callable[..., SampleRequest]
+    #: the demo account the sample is meant for (its secret signs it, its URL receives it)
+    account: str = "demo"
 
 
 # -- WeChat ---------------------------------------------------------------------------------------
@@ -217,7 +222,8 @@ SAMPLES: dict[str, SampleSpec] = {
                                 _wechat_follow("safe", True)),
     "wechat-compat-follow": SampleSpec("wechat", "follow, compatible mode (clear text + Encrypt)",
                                        _wechat_follow("compat", False)),
-    "wechat-plain-follow": SampleSpec("wechat", "follow, plaintext mode", _wechat_follow("plain", False)),
+    "wechat-plain-follow": SampleSpec("wechat", f"follow, plaintext mode (account {WECHAT_PLAIN_ACCOUNT})",
+                                      _wechat_follow("plain", False), account=WECHAT_PLAIN_ACCOUNT),
     "wechat-unfollow": SampleSpec("wechat", "unfollow, safe mode", _wechat_unfollow),
     "wechat-scan": SampleSpec("wechat", "a follower scans a parametric QR code, safe mode", _wechat_scan),
     "wechat-text": SampleSpec("wechat", "a text message, safe mode", _wechat_text),
@@ -238,9 +244,10 @@ class UnknownSample(KeyError):
     pass
 
 
-def build_sample(name: str, secret: Mapping[str, Any], *, account: str = "demo", now: float | datetime | None = None,
-                 **params: Any) -> SampleRequest:
-    """Sample ``name`` signed with ``secret`` at ``now`` (default: the current time).
+def build_sample(name: str, secret: Mapping[str, Any], *, account: str | None = None,
+                 now: float | datetime | None = None, **params: Any) -> SampleRequest:
+    """Sample ``name`` signed with ``secret`` at ``now`` (default: the current time), addressed to
+    ``account`` (default: the sample's own demo account, ``SampleSpec.account``).
 
     ``params`` pin what is otherwise fresh or demo data: ``openid`` (WeChat), ``tid`` (Taobao).
     """
@@ -248,4 +255,4 @@ def build_sample(name: str, secret: Mapping[str, Any], *, account: str = "demo",
     if spec is None:
         raise UnknownSample(name)
     moment = now.timestamp() if isinstance(now, datetime) else (time.time() if now is None else float(now))
-    return spec.build(name, secret, account, moment, **params)
+    return spec.build(name, secret, account or spec.account, moment, **params)

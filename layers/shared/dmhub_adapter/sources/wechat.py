@@ -240,8 +240,13 @@ def _account_config(account: Account, options: Mapping[str, Any]) -> _Config:
                                                                 DEFAULT_TIMESTAMP_TOLERANCE)),
             "timestampToleranceSeconds", 1, MAX_TIMESTAMP_TOLERANCE,
         )
-        require = _option_bool(secret.get("requireEncryption", options.get("require_encryption", False)),
-                               "requireEncryption")
+        # An account with an EncodingAESKey is in safe or compatible mode: a plaintext push to it
+        # can only be a forgery riding on a captured signature, so it is refused unless the
+        # account says otherwise.
+        require = _option_bool(
+            secret.get("requireEncryption", options.get("require_encryption", bool(aes_keys))),
+            "requireEncryption",
+        )
     except ValueError as exc:
         raise Unavailable(f"WeChat account {account.name!r}: {exc}", code="account_misconfigured") from exc
     app_id = secret.get("appId")
