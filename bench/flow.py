@@ -20,17 +20,10 @@ from bench.common import FUNCTIONS, local_aws
 LATENCY = 0.05
 
 
-class Context:
-    aws_request_id = "bench"
-    function_name = "bench"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:bench"
-    log_group_name = "/aws/lambda/bench"
-    log_stream_name = "bench"
+def Context() -> Any:
+    from dmhub_adapter.local.context import new_context
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+    return new_context("bench", timeout_seconds=30)
 
 
 @dataclass

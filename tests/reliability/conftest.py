@@ -19,6 +19,7 @@ from dmhub_adapter.apigw import make_event
 from dmhub_adapter.dmhub.emulator import EmulatorServer
 from dmhub_adapter.dmhub.token import clear_credentials_cache
 from dmhub_adapter.local.accounts import load_accounts
+from dmhub_adapter.local.context import LambdaContext, new_context
 from dmhub_adapter.local.handlers import load_handler
 from dmhub_adapter.local.resources import StackResources, put_accounts
 from dmhub_adapter.local.samples import SampleRequest, build_sample
@@ -36,22 +37,8 @@ class Crash(BaseException):
     """A process dying mid-invocation: nothing in the handlers may catch it."""
 
 
-class Context:
-    """The parts of a Lambda context the handlers and Powertools read."""
-
-    function_name = "reliability"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 512
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:reliability"
-    log_group_name = "/aws/lambda/reliability"
-    log_stream_name = "local"
-
-    def __init__(self, remaining_ms: int = 10_000) -> None:
-        self.aws_request_id = uuid.uuid4().hex
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def lambda_context(remaining_ms: int = 10_000) -> LambdaContext:
+    return new_context("reliability", timeout_seconds=remaining_ms / 1000)
 
 
 def taobao_paid(tid: int) -> SampleRequest:
@@ -77,7 +64,7 @@ class Flow:
     def post(self, sample: SampleRequest) -> int:
         event = make_event(method=sample.method, source=sample.source, account=sample.account, body=sample.body,
                            raw_query=sample.raw_query, headers=sample.headers, request_id=uuid.uuid4().hex)
-        result = self.ingest(event, Context())
+        result = self.ingest(event, lambda_context())
         return int(result["statusCode"])
 
     # -- sender ------------------------------------------------------------------------------
@@ -89,7 +76,7 @@ class Flow:
 
     def run_sender(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
         """One invocation as the event source mapping makes it: delete what succeeded."""
-        response: dict[str, Any] = self.sender(sqs_event_from_messages(messages), Context(30_000))
+        response: dict[str, Any] = self.sender(sqs_event_from_messages(messages), lambda_context(30_000))
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for message in messages:
             if message["MessageId"] not in failed:

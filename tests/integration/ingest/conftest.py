@@ -17,6 +17,7 @@ import boto3
 import pytest
 
 from dmhub_adapter.apigw import make_event
+from dmhub_adapter.local.context import LambdaContext, new_context
 from dmhub_adapter.local.resources import StackResources, put_secret
 
 APP_PATH = Path(__file__).resolve().parents[3] / "functions" / "ingest" / "app.py"
@@ -41,22 +42,9 @@ rules:
 """
 
 
-class FakeContext:
-    """The parts of a Lambda context the handler and Powertools read."""
-
-    function_name = "IngestFunction"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:eu-west-1:000000000000:function:IngestFunction"
-    log_group_name = "/aws/lambda/IngestFunction"
-    log_stream_name = "local"
-
-    def __init__(self, remaining_ms: int = 10_000) -> None:
-        self.aws_request_id = uuid.uuid4().hex
-        self.remaining_ms = remaining_ms
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.remaining_ms
+def lambda_context(remaining_ms: int = 10_000) -> LambdaContext:
+    """A context as Lambda gives the ingest function, ``remaining_ms`` before its timeout."""
+    return new_context("IngestFunction", timeout_seconds=remaining_ms / 1000, memory_limit_in_mb=1024)
 
 
 def load_app() -> ModuleType:
@@ -111,7 +99,7 @@ class Ingest:
             headers=headers or {"content-type": "application/json"},
             request_id=uuid.uuid4().hex,
         )
-        result = self.app.lambda_handler(event, FakeContext(remaining_ms))
+        result = self.app.lambda_handler(event, lambda_context(remaining_ms))
         return Response(result["statusCode"], result["headers"], result["body"])
 
     def put_account(self, source: str, account: str, secret: Mapping[str, Any] | str) -> None:

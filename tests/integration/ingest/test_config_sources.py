@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from dmhub_adapter.local.accounts import load_accounts
-from tests.integration.ingest.conftest import FakeContext, Ingest, Response
+from tests.integration.ingest.conftest import Ingest, Response, lambda_context
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 DEMO = load_accounts(None)
@@ -26,7 +26,7 @@ def sample(name: str) -> dict[str, Any]:
 
 
 def call(ingest: Ingest, event: dict[str, Any]) -> Response:
-    result = ingest.app.lambda_handler(event, FakeContext())
+    result = ingest.app.lambda_handler(event, lambda_context())
     return Response(result["statusCode"], result["headers"], result["body"])
 
 

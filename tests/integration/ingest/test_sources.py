@@ -15,7 +15,7 @@ import pytest
 from dmhub_adapter.dryrun import dry_run
 from dmhub_adapter.local.accounts import load_accounts
 from dmhub_adapter.sources import taobao, wechat, wechat_crypto
-from tests.integration.ingest.conftest import FakeContext, Ingest
+from tests.integration.ingest.conftest import Ingest, lambda_context
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
 DEMO = load_accounts(None)
@@ -96,7 +96,7 @@ def test_wechat_samples_target_the_account_of_their_mode(accounts: Ingest) -> No
         account = event["pathParameters"]["account"]
         plaintext = "encrypt_type" not in event["rawQueryString"]
         assert account == ("demo-plain" if plaintext else "demo"), path.name
-        response = accounts.app.lambda_handler(event, FakeContext())
+        response = accounts.app.lambda_handler(event, lambda_context())
         assert (response["statusCode"], response["body"]) == (200, "success"), path.name
 
 

@@ -12,6 +12,7 @@ import pytest
 
 from dmhub_adapter.dmhub.emulator import EmulatorServer
 from dmhub_adapter.dmhub.token import clear_credentials_cache
+from dmhub_adapter.local.context import LambdaContext, new_context
 from dmhub_adapter.local.resources import StackResources, put_secret
 from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.queue import OutgoingMessage, send_messages
@@ -20,16 +21,9 @@ from dmhub_adapter.sender.events import sqs_event_from_messages
 from dmhub_adapter.store.claims import ClaimStore, claim_key
 
 
-class Context:
-    """The part of the Lambda context the sender reads."""
-
-    aws_request_id = "req-1"
-
-    def __init__(self, millis: int = 30_000) -> None:
-        self.millis = millis
-
-    def get_remaining_time_in_millis(self) -> int:
-        return self.millis
+def Context(millis: int = 30_000) -> LambdaContext:
+    """A context as Lambda gives the sender function, ``millis`` before its timeout."""
+    return new_context("SenderFunction", timeout_seconds=millis / 1000)
 
 
 def queued(
