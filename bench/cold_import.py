@@ -1,11 +1,26 @@
 """P2: cold import of each handler in a fresh interpreter, against a boto3-only floor.
 
 Each run is a new ``python`` process timing (perf_counter) the import of
-``functions/<name>/app.py`` plus the creation of the boto3 clients the handler uses, through
-the package's own client cache. ``+first request`` also imports what the first request pulls in
-lazily (ingest: pipeline, sources, mapping engine, model; sender: the runtime it builds),
-which is the real cold start. The floor is ``import boto3`` plus the same clients (sender:
-and an ``httpx.Client``). Bytecode caches are warm on both sides.
+``functions/<name>/app.py`` plus the creation of the clients the handler uses, through the
+package's own code (boto3 clients from its client cache; the sender's DM Hub client, which
+holds an ``httpx.Client``). ``+first request`` also imports what the first request pulls in
+lazily (ingest: pipeline, sources, mapping engine, model, the secrets provider; sender: the
+runtime it builds, Powertools logging, metrics and batch processing), which is the real cold
+start. The floor is ``import boto3`` plus the same boto3 clients (sender: and an
+``httpx.Client``).
+
+Fair on both sides:
+
+- bytecode is warm for everything, as in the built layer: the runs share a private
+  ``PYTHONPYCACHEPREFIX`` filled by one unmeasured run of each program (the checkout's layer
+  has no ``__pycache__`` when ``PYTHONDONTWRITEBYTECODE`` is set, and compiling it in every
+  run is a cost Lambda never pays);
+- the floor and the handler's programs take turns, run after run, so a change of machine
+  load between them does not turn into a ratio;
+- ``LAMBDA_TASK_ROOT`` is set as Lambda sets it: with it the X-Ray SDK uses its local
+  sampler and Powertools really patches; without it the SDK builds a centralised-sampling
+  client (a second botocore session, about 100 ms that Lambda never pays) while Powertools
+  turns tracing off and patches nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +30,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +44,7 @@ FIRST_REQUEST = {
         "dmhub_adapter.ingest.pipeline",
         "dmhub_adapter.ingest.handoff",
         "dmhub_adapter.ingest.secrets",
+        "aws_lambda_powertools.utilities.parameters",
         "dmhub_adapter.apigw",
         "dmhub_adapter.ingest.metrics",
         "dmhub_adapter.store.claims",
@@ -37,7 +54,29 @@ FIRST_REQUEST = {
         "dmhub_adapter.sources.wechat",
         "dmhub_adapter.sources.taobao",
     ),
-    "sender": ("dmhub_adapter.sender.handler", "aws_lambda_powertools"),
+    "sender": (
+        "dmhub_adapter.sender.handler",
+        "aws_lambda_powertools.logging",
+        "aws_lambda_powertools.metrics",
+        "aws_lambda_powertools.utilities.batch",
+        "aws_lambda_powertools.utilities.data_classes.sqs_event",
+    ),
+}
+
+ENV = {
+    **FAKE_AWS,
+    "IDEMPOTENCY_TABLE": "bench-idempotency",
+    "EVENT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/bench-events",
+    "UNMAPPED_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/bench-unmapped",
+    "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/bench-dlq",
+    "DMHUB_BASE_URL": "http://127.0.0.1:9",
+    "SECRETS_PREFIX": "bench",
+}
+
+#: the HTTP client each handler builds besides its boto3 clients (the floor's ``httpx.Client``)
+HTTP_CLIENT = {
+    "ingest": "",
+    "sender": f"from dmhub_adapter.dmhub.client import DmhubClient\nDmhubClient({ENV['DMHUB_BASE_URL']!r})",
 }
 
 _HANDLER = """
@@ -53,6 +92,7 @@ for name in {first!r}:
 from dmhub_adapter import aws
 for service in {clients!r}:
     aws.client(service)
+{http}
 print(time.perf_counter() - t0)
 """
 
@@ -69,16 +109,6 @@ if {httpx!r}:
 print(time.perf_counter() - t0)
 """
 
-ENV = {
-    **FAKE_AWS,
-    "IDEMPOTENCY_TABLE": "bench-idempotency",
-    "EVENT_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/bench-events",
-    "UNMAPPED_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/bench-unmapped",
-    "DEAD_LETTER_QUEUE_URL": "https://sqs.eu-west-1.amazonaws.com/123456789012/bench-dlq",
-    "DMHUB_BASE_URL": "http://127.0.0.1:9",
-    "SECRETS_PREFIX": "bench",
-}
-
 
 @dataclass
 class ColdResult:
@@ -91,41 +121,72 @@ class ColdResult:
         return self.seconds / self.floor
 
 
-def _run(code: str, *, python: str, path: list[str], env: dict[str, str], isolated: bool = False) -> float:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_"))}
-    environment.update(env)
-    environment["PYTHONPATH"] = os.pathsep.join(path)
-    environment["PYTHONDONTWRITEBYTECODE"] = "1"
-    args = [python, *(["-S"] if isolated else []), "-c", code]
+@dataclass
+class _Program:
+    label: str
+    code: str
+    path: list[str]
+    env: dict[str, str]
+
+
+def _run(program: _Program, *, python: str, isolated: bool, pycache: str | None, write: bool = False) -> float:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_"))}
+    environment.pop("PYTHONPYCACHEPREFIX", None)
+    environment.update(program.env)
+    environment["PYTHONPATH"] = os.pathsep.join(program.path)
+    if write:
+        environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    else:
+        environment["PYTHONDONTWRITEBYTECODE"] = "1"
+    if pycache is not None:
+        environment["PYTHONPYCACHEPREFIX"] = pycache
+    args = [python, *(["-S"] if isolated else []), "-c", program.code]
     done = subprocess.run(args, capture_output=True, text=True, env=environment, cwd=ROOT, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"cold import run failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"cold import run failed ({program.label}):\n{done.stderr[-2000:]}")
     return float(done.stdout.strip().splitlines()[-1])
 
 
-def _median(code: str, runs: int, **kwargs: object) -> float:
-    return statistics.median(_run(code, **kwargs) for _ in range(runs))  # type: ignore[arg-type]
+def _medians(programs: list[_Program], runs: int, *, python: str, isolated: bool = False,
+             pycache: str | None = None) -> dict[str, float]:
+    """Median seconds per program; the programs take turns so that load drift hits them alike."""
+    if pycache is not None:
+        for program in programs:
+            _run(program, python=python, isolated=isolated, pycache=pycache, write=True)
+    times: dict[str, list[float]] = {program.label: [] for program in programs}
+    for _ in range(runs):
+        for program in programs:
+            times[program.label].append(_run(program, python=python, isolated=isolated, pycache=pycache))
+    return {label: statistics.median(values) for label, values in times.items()}
+
+
+def _handler_code(name: str, app: Path, first: tuple[str, ...]) -> str:
+    return _HANDLER.format(path=str(app), first=first, clients=CLIENTS[name], http=HTTP_CLIENT[name])
+
+
+def _floor_code(name: str) -> str:
+    return _FLOOR.format(clients=CLIENTS[name], httpx=name == "sender")
 
 
 def measure(runs: int = 7) -> list[ColdResult]:
     """Handlers from the checkout on this interpreter; tracing off and on (as deployed)."""
     results = []
     path = [str(LAYER_SOURCE)]
-    for name, clients in CLIENTS.items():
-        app = str(FUNCTIONS / name / "app.py")
-        floor_code = _FLOOR.format(clients=clients, httpx=name == "sender")
-        floor = _median(floor_code, runs, python=sys.executable, path=path, env=ENV)
-        variants: list[tuple[str, tuple[str, ...], dict[str, str]]] = [
-            ("import", (), ENV),
-            ("import + first request", FIRST_REQUEST[name], ENV),
-        ]
-        if name == "ingest":
-            traced = {k: v for k, v in ENV.items() if k != "POWERTOOLS_TRACE_DISABLED"}
-            variants.append(("import, tracing on (as deployed)", (), traced))
-        for label, first, env in variants:
-            code = _HANDLER.format(path=app, first=first, clients=clients)
-            seconds = _median(code, runs, python=sys.executable, path=path, env=env)
-            results.append(ColdResult(f"{name}: {label}", seconds, floor))
+    with tempfile.TemporaryDirectory(prefix="dmhub-adapter-pycache-") as pycache:
+        for name in CLIENTS:
+            app = FUNCTIONS / name / "app.py"
+            lambda_env = {**ENV, "LAMBDA_TASK_ROOT": str(app.parent)}
+            programs = [
+                _Program("floor", _floor_code(name), path, ENV),
+                _Program("import", _handler_code(name, app, ()), path, lambda_env),
+                _Program("import + first request", _handler_code(name, app, FIRST_REQUEST[name]), path, lambda_env),
+            ]
+            if name == "ingest":
+                traced = {k: v for k, v in lambda_env.items() if k != "POWERTOOLS_TRACE_DISABLED"}
+                programs.append(_Program("import, tracing on (as deployed)", programs[1].code, path, traced))
+            medians = _medians(programs, runs, python=sys.executable, pycache=pycache)
+            floor = medians.pop("floor")
+            results += [ColdResult(f"{name}: {label}", seconds, floor) for label, seconds in medians.items()]
     return results
 
 
@@ -145,7 +206,8 @@ def built_interpreter() -> str | None:
 
 def measure_built(runs: int = 7) -> list[ColdResult]:
     """The ``sam build`` output as Lambda loads it: ``python3.13 -S``, function dir, layer,
-    then the runtime's SDK (``.aws-sam/runtime-sdk``, see scripts/check_build.py)."""
+    then the runtime's SDK (``.aws-sam/runtime-sdk``, see scripts/check_build.py), with the
+    bytecode the build ships."""
     build = ROOT / ".aws-sam" / "build"
     sdk = ROOT / ".aws-sam" / "runtime-sdk"
     layer = build / "SharedLayer" / "python"
@@ -153,17 +215,21 @@ def measure_built(runs: int = 7) -> list[ColdResult]:
     if not layer.is_dir() or not sdk.is_dir() or python is None:
         return []
     results = []
-    for name, clients in CLIENTS.items():
+    for name in CLIENTS:
         function_dir = build / f"{name.capitalize()}Function"
-        if not (function_dir / "app.py").is_file():
+        app = function_dir / "app.py"
+        if not app.is_file():
             continue
         path = [str(function_dir), str(layer), str(sdk)]
-        floor = _median(_FLOOR.format(clients=clients, httpx=name == "sender"), runs, python=python,
-                        path=[str(layer), str(sdk)], env=ENV, isolated=True)
-        for label, first in (("import", ()), ("import + first request", FIRST_REQUEST[name])):
-            code = _HANDLER.format(path=str(function_dir / "app.py"), first=first, clients=clients)
-            seconds = _median(code, runs, python=python, path=path, env=ENV, isolated=True)
-            results.append(ColdResult(f"{name} (built, 3.13): {label}", seconds, floor))
+        lambda_env = {**ENV, "LAMBDA_TASK_ROOT": str(function_dir)}
+        programs = [
+            _Program("floor", _floor_code(name), [str(layer), str(sdk)], ENV),
+            _Program("import", _handler_code(name, app, ()), path, lambda_env),
+            _Program("import + first request", _handler_code(name, app, FIRST_REQUEST[name]), path, lambda_env),
+        ]
+        medians = _medians(programs, runs, python=python, isolated=True)
+        floor = medians.pop("floor")
+        results += [ColdResult(f"{name} (built, 3.13): {label}", seconds, floor) for label, seconds in medians.items()]
     return results
 
 

@@ -39,6 +39,9 @@ LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "check-build",
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024",
     "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+    # Powertools and the X-Ray SDK treat the process as a Lambda only when this is set; without
+    # it "tracing on" would build an X-Ray sampling client that Lambda never builds.
+    "LAMBDA_TASK_ROOT": "/var/task",
     "AWS_REGION": "us-east-1",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_ACCESS_KEY_ID": "testing",

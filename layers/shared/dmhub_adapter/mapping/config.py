@@ -58,6 +58,17 @@ EVENT_FIELDS = (
 _TEMPLATE_PART_RE = re.compile(r"\{([^{}]+)\}")
 
 
+#: libyaml's safe loader when PyYAML has it (the wheels do): ten times faster on a mapping file
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _new_list() -> list[Any]:
+    # Pydantic inspects a private attribute's default factory for every instance it creates;
+    # a Python function's signature is read at once, the builtin ``list``'s is parsed from
+    # text each time (40-50 ms over the hundreds of values of one mapping file).
+    return []
+
+
 class MappingConfigError(ValueError):
     """A mapping file is invalid; ``str()`` names the file, the rule and the field."""
 
@@ -87,8 +98,8 @@ class ValueSpec(_Strict):
     truncate: bool = Field(default=False, description="cut to the field's DM Hub limit instead of failing")
 
     _compiled: Any = PrivateAttr(default=None)
-    _template_parts: list[tuple[str, Any]] = PrivateAttr(default_factory=list)
-    _chain: list[tuple[str, str | None]] = PrivateAttr(default_factory=list)
+    _template_parts: list[tuple[str, Any]] = PrivateAttr(default_factory=_new_list)
+    _chain: list[tuple[str, str | None]] = PrivateAttr(default_factory=_new_list)
 
     @model_validator(mode="before")
     @classmethod
@@ -149,7 +160,7 @@ class DecodeStep(_Strict):
     convert: list[str] = Field(description="converters applied to it, e.g. [json]")
     required: bool = True
 
-    _chain: list[tuple[str, str | None]] = PrivateAttr(default_factory=list)
+    _chain: list[tuple[str, str | None]] = PrivateAttr(default_factory=_new_list)
 
     @field_validator("convert", mode="before")
     @classmethod
@@ -307,7 +318,7 @@ def _format_validation_error(exc: ValidationError, data: Any) -> list[str]:
 def parse_mapping(text: str, file: str) -> MappingFile:
     """Parse and validate one mapping file's text; raises :class:`MappingConfigError`."""
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
         raise MappingConfigError(file, [f"invalid YAML: {exc}"]) from exc
     if not isinstance(data, dict):

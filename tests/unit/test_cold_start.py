@@ -1,0 +1,126 @@
+"""What keeps the cold start short: one boto3 session for all clients, a Tracer that patches
+botocore only, and mapping files that load without per-value signature parsing."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any, ClassVar
+
+import boto3.session
+import pytest
+
+from dmhub_adapter import aws
+from dmhub_adapter.mapping import config
+from dmhub_adapter.mapping.config import ValueSpec, parse_mapping
+from tests.conftest import ROOT
+
+
+@pytest.fixture
+def sessions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """Every ``boto3.session.Session`` the client cache creates, clients cache empty around the test."""
+    created: list[Any] = []
+    real = boto3.session.Session
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        session = real(*args, **kwargs)
+        created.append(session)
+        return session
+
+    monkeypatch.setattr(boto3.session, "Session", counting)
+    aws.reset_clients()
+    yield created
+    aws.reset_clients()
+
+
+def test_all_clients_come_from_one_session(sessions: list[Any]) -> None:
+    dynamodb = aws.client("dynamodb")
+    sqs = aws.client("sqs")
+    secrets = aws.client("secretsmanager")
+
+    assert len(sessions) == 1
+    assert aws.client("dynamodb") is dynamodb and aws.client("sqs") is sqs
+    assert {dynamodb.meta.service_model.service_name, sqs.meta.service_model.service_name,
+            secrets.meta.service_model.service_name} == {"dynamodb", "sqs", "secretsmanager"}
+    assert dynamodb.meta.config.retries == {"mode": "standard", "total_max_attempts": 4}  # 3 retries
+
+
+def test_reset_forgets_the_session_so_a_new_endpoint_is_used(
+    sessions: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = aws.client("sqs")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+
+    aws.reset_clients()
+    after = aws.client("sqs")
+
+    assert len(sessions) == 2 and after is not before
+    assert after.meta.endpoint_url == "http://127.0.0.1:9"
+
+
+def _load_ingest_app() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"ingest_app_{uuid.uuid4().hex}",
+                                                  ROOT / "functions" / "ingest" / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _RecordingTracer:
+    built: ClassVar[list[dict[str, Any]]] = []
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.built.append(kwargs)
+
+    def capture_lambda_handler(self, handler: Any, capture_response: bool = True) -> Any:
+        def traced(event: Any, context: Any) -> Any:
+            return handler(event, context)
+
+        traced.capture_response = capture_response  # type: ignore[attr-defined]
+        return traced
+
+
+def test_tracing_on_patches_botocore_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aws_lambda_powertools
+
+    _RecordingTracer.built = []
+    monkeypatch.setattr(aws_lambda_powertools, "Tracer", _RecordingTracer)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
+
+    app = _load_ingest_app()
+
+    assert _RecordingTracer.built == [{"patch_modules": ("botocore",)}]
+    assert app.lambda_handler is not app._handle
+    assert app.lambda_handler.capture_response is False
+
+
+def test_tracing_off_builds_no_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import aws_lambda_powertools
+
+    _RecordingTracer.built = []
+    monkeypatch.setattr(aws_lambda_powertools, "Tracer", _RecordingTracer)
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+
+    app = _load_ingest_app()
+
+    assert _RecordingTracer.built == [] and app.lambda_handler is app._handle
+
+
+def test_private_lists_of_parsed_values_are_fresh_per_value() -> None:
+    first = ValueSpec(path="a")
+    second = ValueSpec(path="b")
+
+    assert first._template_parts == [] and first._template_parts is not second._template_parts
+
+
+def test_mapping_files_are_read_with_libyaml_when_pyyaml_has_it() -> None:
+    import yaml
+
+    assert config._SAFE_LOADER is (yaml.CSafeLoader if yaml.__with_libyaml__ else yaml.SafeLoader)
+    with pytest.raises(config.MappingConfigError, match="invalid YAML"):
+        parse_mapping("source: [unclosed", "<test>")
+    with pytest.raises(config.MappingConfigError):
+        parse_mapping("source: !!python/object:os.system x", "<test>")  # a safe loader refuses tags
