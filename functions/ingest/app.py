@@ -53,13 +53,22 @@ def _pipeline_instance() -> IngestPipeline:
     return _pipeline
 
 
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def _handle_with_metrics(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = request_from_event(event)
     remaining = context.get_remaining_time_in_millis() if context is not None else None
     response = _pipeline_instance().handle(request, remaining_ms=remaining, metrics=PowertoolsMetrics(metrics))
     return response_to_event(response)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP)
+def _handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        return _handle_with_metrics(event, context)
+    finally:
+        # Powertools clears its set only when it publishes; with metrics disabled (local runs)
+        # values and dimensions would pile up across invocations.
+        metrics.clear_metrics()
 
 
 def _traced(handler: Any) -> Any:

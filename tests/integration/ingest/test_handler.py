@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -246,3 +247,15 @@ def test_metrics_are_emitted_as_emf(ingest: Ingest, capsys: pytest.CaptureFixtur
     assert value("Skipped", source="acme") == 1
     assert value("Unmapped", source="acme") == 1
     assert value("Rejected", source="acme", reason="not_found") == 1
+
+
+def test_disabled_metrics_do_not_pile_up_across_invocations(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # as the local stack runs it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "Dimension 'source' has already been added" fails the test
+        ingest.invoke(order("M1"))
+        ingest.invoke(order("M2"))
+    assert ingest.app.metrics.metric_set == {}
+    assert "source" not in ingest.app.metrics.dimension_set

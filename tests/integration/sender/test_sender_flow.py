@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import boto3
+import pytest
 
 from dmhub_adapter.dmhub.client import DmhubClient
 from dmhub_adapter.dmhub.token import SharedToken
@@ -242,3 +243,16 @@ def test_the_function_entry_point_loads_like_lambda_and_delivers(sender_env: Sen
 
     assert lambda_handler(sqs_event_from_messages(messages), Context()) == {"batchItemFailures": []}
     assert sender_env.claim(1)["status"] == "DELIVERED"
+
+
+def test_disabled_metrics_do_not_pile_up_across_invocations(
+    sender_env: SenderEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.conftest import EVENTS_DIR
+
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")  # as the local stack runs it
+    batch = json.loads((EVENTS_DIR / "sqs-batch.json").read_text())
+    for _ in range(2):
+        assert handler.lambda_handler(batch, Context()) == {"batchItemFailures": []}
+    _, metrics = handler.powertools()
+    assert metrics.metric_set == {}

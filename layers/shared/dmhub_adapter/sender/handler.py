@@ -147,6 +147,9 @@ def _metrics_flushed(metrics: Any) -> Iterator[None]:
         yield
     finally:
         metrics.flush_metrics()
+        # Powertools clears its set only when it publishes; with metrics disabled (local runs)
+        # values and dimensions would pile up across invocations.
+        metrics.clear_metrics()
 
 
 def _publish(metrics: Any, stats: BatchStats, latencies: list[float], fetches: int) -> None:
