@@ -6,7 +6,8 @@ P1 warm ingest cost per event (library vs inline floor, target <= 2.0), P2 cold 
 each handler (vs import boto3 + its clients, target <= 1.2), P3 sender throughput against
 the DM Hub emulator at 50 ms latency (vs concurrency / latency, target >= 0.9, and vs a
 sequential run), and the AWS / DM Hub requests each event costs. Everything runs on
-127.0.0.1: moto_server and the emulator are started in-process.
+127.0.0.1: moto_server and the emulator run as child processes, as the services they stand for
+would (in-process they would share the GIL with the code measured).
 """
 
 from __future__ import annotations

@@ -58,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # a property failed: report and go on with the others
             failed = True
             print(f"{name}: FAILED after {counter[0]} examples: {type(exc).__name__}: {exc}", flush=True)
+            for note in getattr(exc, "__notes__", []):  # Hypothesis's falsifying example
+                print(f"    {note}", flush=True)
         else:
             print(f"{name:<62} {counter[0]:>8} examples  {time.perf_counter() - started:7.1f} s", flush=True)
         finally:

@@ -136,3 +136,14 @@ def test_apply_chains_and_passes_null_through() -> None:
     chain = [parse_converter("strip_prefix:qrscene_"), parse_converter("upper")]
     assert apply(chain, "qrscene_ab") == "AB"
     assert apply(chain, None) is None
+
+
+@pytest.mark.parametrize("text", ["²", "١٢٣", "１２３", "1_000", "+1", " "])
+def test_integers_are_ascii_digits_only(text: str) -> None:
+    with pytest.raises(ConversionError, match="expected an integer"):
+        c.unix_seconds(text, None)
+
+
+def test_dates_are_ascii_digits_only() -> None:
+    with pytest.raises(ConversionError):
+        c.gmt8("２０２４-06-18 20:01:41", None)

@@ -178,3 +178,8 @@ def test_queued_event_needs_identity_or_customer_and_an_external_id() -> None:
         QueuedEvent(
             source="s", account="a", claim_key="k", event=event(externalId=None, customerId=1)
         )
+
+
+def test_date_digits_are_ascii() -> None:
+    with pytest.raises(ValidationError, match="date"):
+        event(date="２０１７-06-07T03:43:00Z")

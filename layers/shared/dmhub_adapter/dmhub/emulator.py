@@ -285,7 +285,7 @@ def _json_object(body: bytes) -> dict[str, Any]:
 
 
 def _path_long(arg: str | None) -> int:
-    if arg is None or not re.fullmatch(r"-?\d{1,19}", arg):
+    if arg is None or not re.fullmatch(r"-?[0-9]{1,19}", arg):
         raise PlainBadRequest(f"Failed to convert value of type 'java.lang.String' to required type 'long': {arg!r}")
     return int(arg)
 

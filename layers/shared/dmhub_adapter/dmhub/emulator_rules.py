@@ -30,8 +30,8 @@ DEFAULT_PARTITION = "2018"
 PARTITIONS = frozenset({"2018", "2017", "2016"})
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$")
-_LONG_TEXT_RE = re.compile(r"^-?\d{1,19}$")
+_DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
+_LONG_TEXT_RE = re.compile(r"^-?[0-9]{1,19}$")
 
 READ_ONLY_FIELDS = ("id", "lastUpdated")
 #: the built-in fields, in the order DM Hub returns them (``summary`` only when set)
@@ -315,7 +315,7 @@ def parse_event_query(params: Mapping[str, str]) -> EventQuery:
         raw = params.get(name)
         if raw is None or raw == "":
             return None
-        if not raw.isdigit() or int(raw) < 1:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
             errors.append(FieldError(name, f"must be a positive integer, got {raw!r}"))
             return None
         return int(raw)

@@ -20,7 +20,8 @@ from urllib.parse import unquote_plus
 from dmhub_adapter.model.customer_event import _civil, format_dmhub_date
 
 # A form-encoded query may carry the space as '+'.
-_GMT8_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})[ +](\d{2}):(\d{2}):(\d{2})$")
+_GMT8_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[ +]([0-9]{2}):([0-9]{2}):([0-9]{2})$")
+_INTEGER_RE = re.compile(r"-?[0-9]+")
 
 #: China Standard Time has no daylight saving; a fixed offset avoids loading tzdata.
 GMT8 = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -58,7 +59,8 @@ def _number(value: Any, what: str) -> int:
         raise ConversionError(f"{what}: expected a number, got a boolean")
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    # ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses.
+    if isinstance(value, str) and _INTEGER_RE.fullmatch(value.strip()):
         return int(value.strip())
     if isinstance(value, float) and value.is_integer():
         return int(value)

@@ -50,7 +50,8 @@ LONG_MIN = -(2**63)
 LONG_MAX = 2**63 - 1
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-_DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$")
+# [0-9], not \d: \d also matches other scripts' digits, which DM Hub would not read.
+_DATE_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z$")
 _ATTRIBUTE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 Long = Annotated[StrictInt, Field(ge=LONG_MIN, le=LONG_MAX)]

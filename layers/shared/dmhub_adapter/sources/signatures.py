@@ -438,7 +438,7 @@ def parse_timestamp(spec: TimestampSpec, text: str) -> float:
     """Epoch seconds of a timestamp as sent; raises ValueError when it does not parse."""
     text = text.strip()
     if spec.format in ("seconds", "milliseconds"):
-        if not re.fullmatch(r"\d{1,16}(\.\d{1,9})?", text):
+        if not re.fullmatch(r"[0-9]{1,16}(\.[0-9]{1,9})?", text):
             raise ValueError("not an epoch number")
         seconds = float(text)
         return seconds / 1000 if spec.format == "milliseconds" else seconds

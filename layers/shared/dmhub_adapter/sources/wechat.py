@@ -71,7 +71,7 @@ OPTION_TYPES: dict[str, type] = {
     "timestamp_tolerance_seconds": int,
     "require_encryption": bool,
 }
-_TIMESTAMP_RE = re.compile(r"^\d{1,12}$")
+_TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,7 +203,7 @@ class _Config:
 def _option_int(value: Any, name: str, low: int, high: int) -> int:
     if isinstance(value, bool):
         raise ValueError(f"{name} must be an integer")
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         value = int(value.strip())
     if not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} must be an integer from {low} to {high}")
