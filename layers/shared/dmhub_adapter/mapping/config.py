@@ -315,6 +315,17 @@ def _format_validation_error(exc: ValidationError, data: Any) -> list[str]:
     return problems
 
 
+def block_problems(exc: ValidationError, block: str) -> list[str]:
+    """An adapter's config block (``verification``, ``reply``, ``options``) failed validation:
+    one readable problem per error, naming the field as ``block.path``."""
+    problems = []
+    for error in exc.errors():
+        parts = [block, *(str(p) for p in error["loc"] if not str(p).startswith("function-"))]
+        message = error["msg"].removeprefix("Value error, ")
+        problems.append(f"field {'.'.join(parts)!r}: {message}")
+    return problems
+
+
 def parse_mapping(text: str, file: str) -> MappingFile:
     """Parse and validate one mapping file's text; raises :class:`MappingConfigError`."""
     try:

@@ -26,7 +26,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unavailable, WebhookError
-from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.engine import MappingError, split_messages
 from dmhub_adapter.sources import payloads, signatures
 from dmhub_adapter.sources.base import Account, Inbound, Outcome, WebhookRequest, WebhookResponse
@@ -151,14 +151,6 @@ class GenericOptions(_Strict):
         return value
 
 
-def _format(exc: ValidationError, prefix: str) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        location = ".".join([prefix, *(str(p) for p in error["loc"])])
-        problems.append(f"field {location!r}: {error['msg'].removeprefix('Value error, ')}")
-    return problems
-
-
 def check_config(mapping: MappingFile) -> list[str]:
     """Problems with the file's verification, reply and options blocks (empty when valid)."""
     problems: list[str] = []
@@ -170,11 +162,11 @@ def check_config(mapping: MappingFile) -> list[str]:
     try:
         ReplyConfig.model_validate(mapping.reply or {})
     except ValidationError as exc:
-        problems.extend(_format(exc, "reply"))
+        problems.extend(block_problems(exc, "reply"))
     try:
         GenericOptions.model_validate(mapping.options)
     except ValidationError as exc:
-        problems.extend(_format(exc, "options"))
+        problems.extend(block_problems(exc, "options"))
     return problems
 
 

@@ -33,6 +33,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dmhub_adapter.errors import Unauthorized, Unavailable
+from dmhub_adapter.mapping.config import block_problems
 
 HASHES: dict[str, Callable[..., Any]] = {
     "md5": hashlib.md5,
@@ -236,15 +237,6 @@ class VerificationConfigError(ValueError):
         self.problems = problems
 
 
-def _format_errors(exc: ValidationError, prefix: str) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        parts = [prefix, *(str(p) for p in error["loc"] if not str(p).startswith("function-"))]
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"field {'.'.join(parts)!r}: {message}")
-    return problems
-
-
 def parse_verification(data: Any, prefix: str = "verification") -> Verification:
     """Validate a ``verification`` block; raises :class:`VerificationConfigError` naming fields."""
     if data is None:
@@ -266,7 +258,7 @@ def parse_verification(data: Any, prefix: str = "verification") -> Verification:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise VerificationConfigError(_format_errors(exc, prefix)) from exc
+        raise VerificationConfigError(block_problems(exc, prefix)) from exc
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dmhub_adapter.apigw import json_response
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, Unavailable, WebhookError
-from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.converters import GMT8, parse_gmt8
 from dmhub_adapter.sources.base import (
     Account,
@@ -175,14 +175,6 @@ def _settings(mapping: MappingFile) -> tuple[_Verification, _Options]:
     return _Verification.model_validate(mapping.verification or {}), _Options.model_validate(mapping.options)
 
 
-def _problems(exc: ValidationError, block: str) -> list[str]:
-    problems = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        problems.append(f"field '{block}.{where}': {error['msg']}" if where else f"field '{block}': {error['msg']}")
-    return problems
-
-
 def check_config(mapping: MappingFile) -> list[str]:
     """Problems with the taobao-specific parts of a mapping file (empty when it is fine)."""
     problems: list[str] = []
@@ -191,11 +183,11 @@ def check_config(mapping: MappingFile) -> list[str]:
     try:
         _Verification.model_validate(mapping.verification or {})
     except ValidationError as exc:
-        problems.extend(_problems(exc, "verification"))
+        problems.extend(block_problems(exc, "verification"))
     try:
         _Options.model_validate(mapping.options)
     except ValidationError as exc:
-        problems.extend(_problems(exc, "options"))
+        problems.extend(block_problems(exc, "options"))
     identities = [(rule.name, rule.identity) for rule in mapping.rules]
     identities.append(("defaults", mapping.defaults.identity))
     for name, identity in identities:
