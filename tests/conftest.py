@@ -3,10 +3,13 @@ can reach real AWS; integration tests talk to moto_server over HTTP."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -66,3 +69,21 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]
         monkeypatch.setenv(name, value)
     yield stack
     aws_clients.reset_clients()
+
+
+@pytest.fixture
+def fault() -> Iterator[Callable[[Any, str, Any], Any]]:
+    """Inject a fault: patch ``target.name`` with ``value`` until the returned patcher's
+    ``.stop()`` (the repair) or the end of the test."""
+    started: list[Any] = []
+
+    def start(target: Any, name: str, value: Any) -> Any:
+        patcher = mock.patch.object(target, name, value)
+        patcher.start()
+        started.append(patcher)
+        return patcher
+
+    yield start
+    for patcher in reversed(started):
+        with contextlib.suppress(RuntimeError):  # already repaired by the test
+            patcher.stop()

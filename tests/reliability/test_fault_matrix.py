@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from unittest import mock
 
@@ -31,24 +31,6 @@ def new_tid() -> int:
 def throttled(operation: str) -> ClientError:
     return ClientError({"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "injected"}},
                        operation)
-
-
-@pytest.fixture
-def patch() -> Iterator[Callable[[Any, str, Any], Any]]:
-    patchers: list[Any] = []
-
-    def start(target: Any, name: str, value: Any) -> Any:
-        patcher = mock.patch.object(target, name, value)
-        patcher.start()
-        patchers.append(patcher)
-        return patcher
-
-    yield start
-    for patcher in reversed(patchers):
-        try:
-            patcher.stop()
-        except RuntimeError:
-            pass
 
 
 def failing_first(real: Callable[..., Any], exc: BaseException, times: int = 1,
@@ -73,22 +55,22 @@ def deliver_and_check(flow: Flow, tid: int) -> None:
 # -- ingest ---------------------------------------------------------------------------------------
 
 
-def test_claim_write_failure_answers_503_then_the_retry_delivers_once(flow: Flow, patch: Any) -> None:
+def test_claim_write_failure_answers_503_then_the_retry_delivers_once(flow: Flow, fault: Any) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    patch(dynamodb, "put_item", failing_first(dynamodb.put_item, throttled("PutItem"), times=10))
+    fault(dynamodb, "put_item", failing_first(dynamodb.put_item, throttled("PutItem"), times=10))
     sample = taobao_paid(tid := new_tid())
     assert flow.post(sample) == 503
     assert flow.receive() == []  # nothing was enqueued
     mock.patch.stopall()
-    patch(dynamodb, "put_item", dynamodb.put_item)  # keep the fixture's bookkeeping simple
+    fault(dynamodb, "put_item", dynamodb.put_item)  # keep the fixture's bookkeeping simple
     assert flow.post(sample) == 200
     deliver_and_check(flow, tid)
 
 
-def test_sqs_send_failure_releases_the_claim_so_the_retry_delivers_once(flow: Flow, patch: Any) -> None:
+def test_sqs_send_failure_releases_the_claim_so_the_retry_delivers_once(flow: Flow, fault: Any) -> None:
     sqs = aws_clients.client("sqs")
     real = sqs.send_message_batch
-    outage = patch(sqs, "send_message_batch", failing_first(real, throttled("SendMessageBatch"), times=100))
+    outage = fault(sqs, "send_message_batch", failing_first(real, throttled("SendMessageBatch"), times=100))
     sample = taobao_paid(tid := new_tid())
     assert flow.post(sample) == 503
     assert flow.claim_status("taobao", taobao_external_id(tid)) is None  # released, not blocking
@@ -97,9 +79,9 @@ def test_sqs_send_failure_releases_the_claim_so_the_retry_delivers_once(flow: Fl
     deliver_and_check(flow, tid)
 
 
-def test_mark_queued_failure_still_delivers_once_even_when_the_platform_retries(flow: Flow, patch: Any) -> None:
+def test_mark_queued_failure_still_delivers_once_even_when_the_platform_retries(flow: Flow, fault: Any) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    patch(dynamodb, "update_item", failing_first(dynamodb.update_item, throttled("UpdateItem"), times=50))
+    fault(dynamodb, "update_item", failing_first(dynamodb.update_item, throttled("UpdateItem"), times=50))
     sample = taobao_paid(tid := new_tid())
     first = flow.post(sample)
     assert first in (200, 503)
@@ -109,11 +91,11 @@ def test_mark_queued_failure_still_delivers_once_even_when_the_platform_retries(
 
 
 def test_crash_after_enqueue_then_redelivery_after_the_lease_delivers_once(
-    flow: Flow, patch: Any, monkeypatch: pytest.MonkeyPatch
+    flow: Flow, fault: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLAIM_LEASE_SECONDS", "1")
     dynamodb = aws_clients.client("dynamodb")
-    crash = patch(dynamodb, "update_item", failing_first(dynamodb.update_item, Crash(), times=1))
+    crash = fault(dynamodb, "update_item", failing_first(dynamodb.update_item, Crash(), times=1))
     sample = taobao_paid(tid := new_tid())
     with pytest.raises(Crash):
         flow.post(sample)

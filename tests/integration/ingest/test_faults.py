@@ -6,13 +6,11 @@ rest of each request runs against moto for real.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any
-from unittest import mock
 
 import pytest
 from botocore.exceptions import ClientError
@@ -20,23 +18,6 @@ from botocore.exceptions import ClientError
 from dmhub_adapter import aws as aws_clients
 from dmhub_adapter.store import claims as claims_module
 from tests.integration.ingest.conftest import Ingest, order
-
-
-@pytest.fixture
-def fault() -> Iterator[Callable[[Any, str, Any], Any]]:
-    """Patch an attribute until ``.stop()`` (the repair) or the end of the test."""
-    started: list[Any] = []
-
-    def start(target: Any, name: str, value: Any) -> Any:
-        patcher = mock.patch.object(target, name, value)
-        patcher.start()
-        started.append(patcher)
-        return patcher
-
-    yield start
-    for patcher in started:
-        with contextlib.suppress(RuntimeError):
-            patcher.stop()
 
 
 def client_error(code: str, operation: str) -> ClientError:
