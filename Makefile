@@ -18,12 +18,12 @@ dev: $(STAMP)
 
 ## the whole test suite: lint, types, unit, integration, end-to-end
 test: $(STAMP)
-	$(BIN)/ruff check layers functions tests bench scripts
+	$(BIN)/ruff check layers tools functions tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check layers functions tests bench scripts
+	$(BIN)/ruff check layers tools functions tests bench scripts
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -73,8 +73,8 @@ def local_aws(**stack_options: Any) -> Iterator[LocalAws]:
     import boto3
 
     from dmhub_adapter import aws as aws_clients
-    from dmhub_adapter.local.moto import MotoServer
-    from dmhub_adapter.local.resources import create_stack
+    from dmhub_adapter_tools.local.moto import MotoServer
+    from dmhub_adapter_tools.local.resources import create_stack
 
     fake_aws_environment()
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -138,7 +138,7 @@ class RemoteEmulator:
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.state = RemoteEmulatorState(self.base_url)
         self._process = subprocess.Popen(
-            [sys.executable, "-c", "import sys; from dmhub_adapter.cli import main; sys.exit(main())",
+            [sys.executable, "-c", "import sys; from dmhub_adapter_tools.cli import main; sys.exit(main())",
              "emulator", "--port", str(self.port), "--latency", str(latency),
              "--app-id", self.app_id, "--secret", self.secret],
             stdout=subprocess.DEVNULL,

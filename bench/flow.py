@@ -21,7 +21,7 @@ LATENCY = 0.05
 
 
 def Context() -> Any:
-    from dmhub_adapter.local.context import new_context
+    from dmhub_adapter_tools.local.context import new_context
 
     return new_context("bench", timeout_seconds=30)
 
@@ -50,7 +50,7 @@ class RequestCounts:
 
 
 def load_handler(name: str) -> Any:
-    from dmhub_adapter.local.handlers import load_handler as load
+    from dmhub_adapter_tools.local.handlers import load_handler as load
 
     return load(FUNCTIONS, name)
 
@@ -61,9 +61,9 @@ def stack(latency: float = 0.0) -> Iterator[tuple[Any, Any]]:
 
     from bench.common import RemoteEmulator
     from dmhub_adapter.dmhub.token import clear_credentials_cache
-    from dmhub_adapter.local.accounts import load_accounts
-    from dmhub_adapter.local.resources import put_accounts
     from dmhub_adapter.sender import handler
+    from dmhub_adapter_tools.local.accounts import load_accounts
+    from dmhub_adapter_tools.local.resources import put_accounts
 
     with local_aws() as aws, RemoteEmulator(latency) as dmhub:
         os.environ["DMHUB_BASE_URL"] = dmhub.base_url
@@ -194,9 +194,9 @@ def request_counts(webhooks: int = 40) -> RequestCounts:
     and count DM Hub calls per delivered event."""
     from bench.ingest_cost import TAOBAO_SECRET, WECHAT_SECRET
     from dmhub_adapter import aws as aws_clients
-    from dmhub_adapter.apigw import make_event
-    from dmhub_adapter.local.samples import build_sample
     from dmhub_adapter.sender.events import sqs_event_from_messages
+    from dmhub_adapter_tools.local.apigw_event import make_event
+    from dmhub_adapter_tools.local.samples import build_sample
 
     with stack(0.0) as (aws, dmhub):
         ingest = load_handler("ingest")

@@ -23,12 +23,13 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml.ElementTree import fromstring
 
 from bench.common import per_call
-from dmhub_adapter.local.samples import build_sample
 from dmhub_adapter.mapping.engine import map_payload
 from dmhub_adapter.model.customer_event import QueuedEvent
-from dmhub_adapter.sources.base import Account, WebhookRequest
+from dmhub_adapter.sources.base import Account
 from dmhub_adapter.sources.registry import source_for
 from dmhub_adapter.store.claims import claim_key
+from dmhub_adapter.webhook import WebhookRequest
+from dmhub_adapter_tools.local.samples import build_sample
 
 WECHAT_SECRET = {
     "token": "pamtest",

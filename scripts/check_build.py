@@ -34,6 +34,8 @@ HANDLERS = {"IngestFunction": "app", "SenderFunction": "app"}
 LAYER = "SharedLayer"
 # What the runtime ships and the layer must not carry (checked by top-level import name).
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "urllib3", "dateutil", "six")
+# Development and operator tooling, and the libraries only it uses: none of it belongs in the layer.
+TOOLS_ONLY = ("dmhub_adapter_tools", "moto", "werkzeug", "flask", "starlette", "jinja2", "pytest", "hypothesis")
 # The functions read these at import or first use; the values only need to be well-formed.
 LAMBDA_ENV = {
     "AWS_LAMBDA_FUNCTION_NAME": "check-build",
@@ -76,15 +78,13 @@ print(repr((elapsed, len(sys.modules), bad[:5])))
 """
 
 
-# Every library module a function may import lazily; cli and local are developer tooling
-# (they import moto and friends, which are not runtime dependencies).
+# Every library module a function may import lazily: the layer holds the runtime alone, so
+# each of them must import with nothing but the layer and the runtime's SDK.
 LIBRARY_PROBE = """
 import importlib, pkgutil, sys
 import dmhub_adapter
 failed = []
 for info in pkgutil.walk_packages(dmhub_adapter.__path__, "dmhub_adapter.", onerror=lambda name: None):
-    if info.name.startswith(("dmhub_adapter.cli", "dmhub_adapter.local")):
-        continue
     try:
         importlib.import_module(info.name)
     except Exception as exc:
@@ -139,6 +139,13 @@ def check_layer(layer: Path) -> list[str]:
             problems.append(f"layer carries {name}, which the runtime ships")
     if "dmhub_adapter" not in present:
         problems.append("layer lacks dmhub_adapter")
+    for name in TOOLS_ONLY:
+        if name in present:
+            problems.append(f"layer carries {name}, which is development tooling")
+    for source in sorted((python_dir / "dmhub_adapter").rglob("*.py")):
+        text = source.read_text(encoding="utf-8", errors="replace")
+        if "dmhub_adapter_tools" in text or "import moto" in text or "from moto" in text:
+            problems.append(f"layer module {source.relative_to(python_dir)} refers to development tooling")
     sources = list(python_dir.rglob("*.py"))
     missing = []
     for source in sources:

@@ -79,7 +79,7 @@ class LoadResult:
 
 
 def _secrets() -> dict[str, dict[str, Any]]:
-    from dmhub_adapter.local.accounts import load_accounts
+    from dmhub_adapter_tools.local.accounts import load_accounts
 
     return {a["source"]: dict(a["secret"]) for a in load_accounts(None).accounts if a["account"] == "demo"}
 
@@ -87,8 +87,9 @@ def _secrets() -> dict[str, dict[str, Any]]:
 def expected_external_ids(sample: Any, secret: dict[str, Any]) -> list[str]:
     """What the adapter will make of a sample, by the library's own dry-run path (no AWS)."""
     from dmhub_adapter.mapping.engine import map_payload
-    from dmhub_adapter.sources.base import Account, WebhookRequest
+    from dmhub_adapter.sources.base import Account
     from dmhub_adapter.sources.registry import source_for
+    from dmhub_adapter.webhook import WebhookRequest
 
     source = source_for(sample.source)
     assert source is not None
@@ -102,7 +103,7 @@ def expected_external_ids(sample: Any, secret: dict[str, Any]) -> list[str]:
 
 
 def _sample(kind: str, n: int, secrets: dict[str, dict[str, Any]], run: str) -> Any:
-    from dmhub_adapter.local.samples import build_sample
+    from dmhub_adapter_tools.local.samples import build_sample
 
     if kind.startswith("wechat"):
         return build_sample(kind, secrets["wechat"], openid=f"oLoad-{run}-{n:07d}")
@@ -117,7 +118,7 @@ def local_stack(ready_file: str | None, verbose: bool = False) -> Iterator[dict[
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(ready_file or Path(tmp) / "ready.json")
         log = open(Path(tmp) / "dev.log", "wb")  # noqa: SIM115  (closed below)
-        command = [sys.executable, "-c", "import sys; from dmhub_adapter.cli import main; sys.exit(main())", "dev",
+        command = [sys.executable, "-c", "import sys; from dmhub_adapter_tools.cli import main; sys.exit(main())", "dev",
                    "--port", "0", "--ready-file", str(ready), "--poll-wait", "1", "--visibility-timeout", "2",
                    "--max-receive-count", "10"]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,

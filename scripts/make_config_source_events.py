@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from dmhub_adapter.apigw import make_event
-from dmhub_adapter.local.accounts import load_accounts
+from dmhub_adapter.sources.generic.signatures import SignatureScheme, SignedRequest, sign
 from dmhub_adapter.sources.registry import source_for
-from dmhub_adapter.sources.signatures import SignatureScheme, SignedRequest, sign
+from dmhub_adapter_tools.local.accounts import load_accounts
+from dmhub_adapter_tools.local.apigw_event import make_event
 
 ACCOUNT = "demo"
 #: 2024-01-01T00:00:00Z: the moment every sample is sent (and signed)

@@ -20,9 +20,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from dmhub_adapter.apigw import make_event
 from dmhub_adapter.mapping.converters import GMT8
 from dmhub_adapter.sources.taobao import TIMESTAMP_FORMAT, signed_request
+from dmhub_adapter_tools.local.apigw_event import make_event
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 DEMO_SECRET = {"appKey": "12345678", "appSecret": "helloworld"}

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dmhub_adapter.apigw import make_event
-from dmhub_adapter.local.accounts import load_accounts
 from dmhub_adapter.sources.wechat import Mode, handshake_query, signed_request
+from dmhub_adapter_tools.local.accounts import load_accounts
+from dmhub_adapter_tools.local.apigw_event import make_event
 
 OFFICIAL_ACCOUNT = "gh_7f083739789a"
 OPENID = "oia2TjjewbmiOUlr6X-1crbLOvLw"

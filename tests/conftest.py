@@ -59,7 +59,7 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]
     import boto3
 
     from dmhub_adapter import aws as aws_clients
-    from dmhub_adapter.local.resources import create_stack
+    from dmhub_adapter_tools.local.resources import create_stack
 
     urllib.request.urlopen(urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")).read()
     monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from dmhub_adapter.local.accounts import load_accounts
-from dmhub_adapter.local.samples import SampleRequest, build_sample, taobao_request
+from dmhub_adapter_tools.local.accounts import load_accounts
+from dmhub_adapter_tools.local.samples import SampleRequest, build_sample, taobao_request
 from tests.e2e.conftest import RunningStack, pid_alive, start_stack, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -209,7 +209,7 @@ def test_shutdown_stops_everything_it_started(tmp_path: Path, sig: int) -> None:
 
 
 def test_an_external_dmhub_is_used_with_the_accounts_file_credentials(tmp_path: Path) -> None:
-    from dmhub_adapter.dmhub.emulator import EmulatorServer
+    from dmhub_adapter_tools.emulator.server import EmulatorServer
 
     accounts = tmp_path / "accounts.yaml"
     accounts.write_text(

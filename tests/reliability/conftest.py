@@ -15,17 +15,17 @@ import boto3
 import pytest
 
 from dmhub_adapter import aws as aws_clients
-from dmhub_adapter.apigw import make_event
-from dmhub_adapter.dmhub.emulator import EmulatorServer
 from dmhub_adapter.dmhub.token import clear_credentials_cache
-from dmhub_adapter.local.accounts import load_accounts
-from dmhub_adapter.local.context import LambdaContext, new_context
-from dmhub_adapter.local.handlers import load_handler
-from dmhub_adapter.local.resources import StackResources, put_accounts
-from dmhub_adapter.local.samples import SampleRequest, build_sample
 from dmhub_adapter.sender import handler as sender_module
 from dmhub_adapter.sender.events import sqs_event_from_messages
 from dmhub_adapter.store.claims import ClaimStore, claim_key
+from dmhub_adapter_tools.emulator.server import EmulatorServer
+from dmhub_adapter_tools.local.accounts import load_accounts
+from dmhub_adapter_tools.local.apigw_event import make_event
+from dmhub_adapter_tools.local.context import LambdaContext, new_context
+from dmhub_adapter_tools.local.handlers import load_handler
+from dmhub_adapter_tools.local.resources import StackResources, put_accounts
+from dmhub_adapter_tools.local.samples import SampleRequest, build_sample
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 WECHAT_SECRET = {"token": "pamtest", "encodingAesKey": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",

@@ -17,8 +17,8 @@ import pytest
 from botocore.exceptions import ClientError
 
 from dmhub_adapter import aws as aws_clients
-from dmhub_adapter.cli import main as cli_main
 from dmhub_adapter.sender import handler as sender_module
+from dmhub_adapter_tools.cli import main as cli_main
 from tests.reliability.conftest import Crash, Flow, taobao_external_id, taobao_paid
 
 _tids = itertools.count(3_900_000_000_000_000_001)

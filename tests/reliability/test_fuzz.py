@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dmhub_adapter.errors import WebhookError
-from dmhub_adapter.local.samples import build_sample
 from dmhub_adapter.mapping.engine import map_payload
 from dmhub_adapter.model.customer_event import CustomerEvent
-from dmhub_adapter.sources.base import Account, WebhookRequest
+from dmhub_adapter.sources.base import Account
 from dmhub_adapter.sources.registry import source_for
+from dmhub_adapter.webhook import WebhookRequest
+from dmhub_adapter_tools.local.samples import build_sample
 from tests.reliability.conftest import TAOBAO_SECRET, WECHAT_SECRET
 
 #: a safe-mode account as configured (no requireEncryption): it refuses plaintext by default,

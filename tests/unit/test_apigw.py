@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dmhub_adapter.apigw import is_apigw_v2_event, make_event, request_from_event, response_to_event
-from dmhub_adapter.sources.base import WebhookResponse
+from dmhub_adapter.apigw import is_apigw_v2_event, request_from_event, response_to_event
+from dmhub_adapter.webhook import WebhookResponse
+from dmhub_adapter_tools.local.apigw_event import make_event
 
 
 def test_round_trip_keeps_raw_query_body_and_lower_case_headers() -> None:

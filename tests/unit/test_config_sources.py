@@ -17,14 +17,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmhub_adapter.apigw import make_event, request_from_event
-from dmhub_adapter.cli import main as cli_main
-from dmhub_adapter.dryrun import DryRunError, dry_run
+from dmhub_adapter.apigw import request_from_event
 from dmhub_adapter.errors import Unauthorized
-from dmhub_adapter.local.accounts import load_accounts
 from dmhub_adapter.mapping.engine import map_payload
-from dmhub_adapter.sources.base import Account, Inbound, Source, WebhookRequest
+from dmhub_adapter.sources.base import Account, Inbound, Source
 from dmhub_adapter.sources.registry import source_for
+from dmhub_adapter.webhook import WebhookRequest
+from dmhub_adapter_tools.cli import main as cli_main
+from dmhub_adapter_tools.dryrun import DryRunError, dry_run
+from dmhub_adapter_tools.local.accounts import load_accounts
+from dmhub_adapter_tools.local.apigw_event import make_event
 from tests.conftest import EVENTS_DIR, ROOT
 
 SAMPLES = sorted(p.name for p in EVENTS_DIR.glob("*.json")

@@ -10,8 +10,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from dmhub_adapter.dmhub.emulator import DmhubEmulator
-from dmhub_adapter.dmhub.emulator_rules import (
+from dmhub_adapter.model.customer_event import CustomerEvent
+from dmhub_adapter_tools.emulator.rules import (
     QUERY_MAX_LIMIT,
     PlainBadRequest,
     ValidationFailed,
@@ -22,8 +22,8 @@ from dmhub_adapter.dmhub.emulator_rules import (
     validate_event,
     validate_identities,
 )
-from dmhub_adapter.dmhub.emulator_state import EmulatorConfig, EmulatorState
-from dmhub_adapter.model.customer_event import CustomerEvent
+from dmhub_adapter_tools.emulator.server import DmhubEmulator
+from dmhub_adapter_tools.emulator.state import EmulatorConfig, EmulatorState
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from dmhub_adapter.apigw import request_from_event
-from dmhub_adapter.local.context import LambdaContext
-from dmhub_adapter.local.gateway import (
+from dmhub_adapter_tools.local.context import LambdaContext
+from dmhub_adapter_tools.local.gateway import (
     LocalGateway,
     build_event,
     is_text_content_type,

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 
 from dmhub_adapter.apigw import request_from_event
-from dmhub_adapter.cli import main
 from dmhub_adapter.errors import WebhookError
-from dmhub_adapter.local.accounts import load_accounts
-from dmhub_adapter.local.gateway import LocalGateway, build_event
-from dmhub_adapter.local.samples import SAMPLES, SampleRequest, UnknownSample, build_sample
 from dmhub_adapter.mapping.engine import map_payload
 from dmhub_adapter.sources.base import Account
 from dmhub_adapter.sources.registry import source_for
+from dmhub_adapter_tools.cli import main
+from dmhub_adapter_tools.local.accounts import load_accounts
+from dmhub_adapter_tools.local.gateway import LocalGateway, build_event
+from dmhub_adapter_tools.local.samples import SAMPLES, SampleRequest, UnknownSample, build_sample
 
 ACCOUNTS = load_accounts()
 

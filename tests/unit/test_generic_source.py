@@ -11,12 +11,13 @@ from typing import Any
 import pytest
 import yaml
 
-from dmhub_adapter.cli import main as cli_main
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, Unavailable
 from dmhub_adapter.mapping.config import MappingConfigError, parse_mapping
 from dmhub_adapter.mapping.engine import map_payload
-from dmhub_adapter.sources.base import Account, Outcome, WebhookRequest
+from dmhub_adapter.sources.base import Account, Outcome
 from dmhub_adapter.sources.generic import GenericSource, build
+from dmhub_adapter.webhook import WebhookRequest
+from dmhub_adapter_tools.cli import main as cli_main
 
 RULES: list[dict[str, Any]] = [
     {"name": "order", "when": "kind == 'order'", "event": "c_order", "externalId": {"template": "o|{id}"},

@@ -15,8 +15,8 @@ from moto import mock_aws
 from dmhub_adapter.dmhub.client import DmhubClient, StaticToken
 from dmhub_adapter.dmhub.errors import HttpError, IdentityNotFound
 from dmhub_adapter.dmhub.identity import IdentityResolver, identity_key
-from dmhub_adapter.local.resources import create_stack
 from dmhub_adapter.model.customer_event import Identity
+from dmhub_adapter_tools.local.resources import create_stack
 
 
 class FakeDmhub:

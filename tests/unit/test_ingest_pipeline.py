@@ -15,8 +15,9 @@ from dmhub_adapter.ingest.pipeline import IngestPipeline
 from dmhub_adapter.mapping.config import parse_mapping
 from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.settings import Settings
-from dmhub_adapter.sources.base import Inbound, MessageRejection, WebhookRequest
+from dmhub_adapter.sources.base import Inbound, MessageRejection
 from dmhub_adapter.sources.generic import GenericSource
+from dmhub_adapter.webhook import WebhookRequest
 
 MAPPING = parse_mapping("""
 source: acme

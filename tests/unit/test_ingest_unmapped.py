@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from dmhub_adapter.ingest.unmapped import RecordError, build_record, request_from_record
-from dmhub_adapter.sources.base import Inbound, WebhookRequest
+from dmhub_adapter.sources.base import Inbound
+from dmhub_adapter.webhook import WebhookRequest
 
 
 def request(**overrides: Any) -> WebhookRequest:

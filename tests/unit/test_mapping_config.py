@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dmhub_adapter.cli import main
 from dmhub_adapter.mapping import MappingConfigError, json_schema, load_mapping, parse_mapping
+from dmhub_adapter_tools.cli import main
 
 GOOD = """
 source: {name}

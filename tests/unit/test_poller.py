@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from dmhub_adapter.local.poller import QueuePoller, failed_message_ids, sqs_record
+from dmhub_adapter_tools.local.poller import QueuePoller, failed_message_ids, sqs_record
 
 
 def _sqs(endpoint: str) -> Any:

@@ -20,12 +20,12 @@ from moto import mock_aws
 from dmhub_adapter.dmhub.client import DmhubClient, StaticToken
 from dmhub_adapter.dmhub.errors import HttpError, RateLimited, TransportError
 from dmhub_adapter.dmhub.identity import IdentityResolver
-from dmhub_adapter.local.resources import create_stack
 from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.sender.core import RetryLater, Sender, parse_body
 from dmhub_adapter.sender.events import sqs_event
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.store.claims import ClaimStore, claim_key
+from dmhub_adapter_tools.local.resources import create_stack
 
 
 def queued(n: int = 1, *, event: str = "c_order_paid", customer_id: int | None = None, **extra: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from dmhub_adapter.errors import Unauthorized, Unavailable
-from dmhub_adapter.sources.signatures import (
+from dmhub_adapter.sources.generic.signatures import (
     NoVerification,
     SignatureScheme,
     SignedRequest,

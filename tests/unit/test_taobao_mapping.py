@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmhub_adapter import cli
 from dmhub_adapter.apigw import request_from_event
-from dmhub_adapter.dryrun import dry_run
 from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, load_mapping, mapping_path, parse_mapping
 from dmhub_adapter.mapping.engine import map_payload
 from dmhub_adapter.model.customer_event import EVENT_MAX
 from dmhub_adapter.sources.base import Account
 from dmhub_adapter.sources.taobao import build, check_config
+from dmhub_adapter_tools import cli
+from dmhub_adapter_tools.dryrun import dry_run
 from tests.conftest import EVENTS_DIR, ROOT
 
 TID = 3898765432101234567

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from dmhub_adapter.errors import Unauthorized
 from dmhub_adapter.mapping.config import load_mapping
-from dmhub_adapter.sources.base import Account, WebhookRequest
+from dmhub_adapter.sources.base import Account
 from dmhub_adapter.sources.taobao import TaobaoSource, format_timestamp, signed_request, top_sign
+from dmhub_adapter.webhook import WebhookRequest
 
 DOC_PARAMS = {
     "app_key": "12345678",

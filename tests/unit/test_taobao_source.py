@@ -19,9 +19,10 @@ from dmhub_adapter.errors import (
     WebhookError,
 )
 from dmhub_adapter.mapping.config import MappingFile, load_mapping, parse_mapping
-from dmhub_adapter.sources.base import Account, MessageRejection, Outcome, WebhookRequest
+from dmhub_adapter.sources.base import Account, MessageRejection, Outcome
 from dmhub_adapter.sources.registry import source_for
 from dmhub_adapter.sources.taobao import TaobaoSource, build, format_timestamp, signed_request
+from dmhub_adapter.webhook import WebhookRequest
 
 DEMO = {"appKey": "12345678", "appSecret": "helloworld"}
 NOW = 1718712102.0  # 2024-06-18 20:01:42 GMT+8

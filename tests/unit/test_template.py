@@ -469,7 +469,7 @@ def test_the_rejected_signature_alarm_uses_the_reason_the_ingest_emits(resources
     (query,) = resources["RejectedSignaturesAlarm"]["Properties"]["Metrics"]
     reasons = re.findall(r"reason = '([^']+)'", query["Expression"]["Fn::Sub"])
     assert reasons
-    sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "layers").rglob("sources/*.py"))
+    sources = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "layers").rglob("sources/**/*.py"))
     for reason in reasons:
         assert f'code="{reason}"' in sources, reason
 

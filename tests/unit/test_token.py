@@ -20,7 +20,7 @@ from dmhub_adapter.dmhub.token import (
     load_credentials,
     token_key,
 )
-from dmhub_adapter.local.resources import create_stack
+from dmhub_adapter_tools.local.resources import create_stack
 
 APP = "demo-app"
 

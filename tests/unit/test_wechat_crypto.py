@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dmhub_adapter.sources import wechat_crypto as wc
+from dmhub_adapter.sources.wechat import crypto as wc
 from dmhub_adapter.sources.wechat import parse_xml
 
 PAMTEST_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

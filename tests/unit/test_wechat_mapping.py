@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from dmhub_adapter.cli import main as cli_main
-from dmhub_adapter.dryrun import DryRunError, dry_run
 from dmhub_adapter.mapping.config import MappingFile, load_mapping
 from dmhub_adapter.mapping.engine import MessageResult, map_payload
 from dmhub_adapter.model.customer_event import EVENT_MAX
 from dmhub_adapter.sources.wechat import parse_xml
+from dmhub_adapter_tools.cli import main as cli_main
+from dmhub_adapter_tools.dryrun import DryRunError, dry_run
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "events"

@@ -23,10 +23,8 @@ from dmhub_adapter.errors import (
     Unavailable,
     WebhookError,
 )
-from dmhub_adapter.local.accounts import load_accounts
 from dmhub_adapter.mapping.config import MappingConfigError, mapping_path, parse_mapping
-from dmhub_adapter.sources import wechat_crypto as wc
-from dmhub_adapter.sources.base import Account, Outcome, WebhookRequest
+from dmhub_adapter.sources.base import Account, Outcome
 from dmhub_adapter.sources.registry import source_for
 from dmhub_adapter.sources.wechat import (
     WeChatSource,
@@ -36,6 +34,9 @@ from dmhub_adapter.sources.wechat import (
     parse_xml,
     signed_request,
 )
+from dmhub_adapter.sources.wechat import crypto as wc
+from dmhub_adapter.webhook import WebhookRequest
+from dmhub_adapter_tools.local.accounts import load_accounts
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 SECRET = {"token": "pamtest", "encodingAesKey": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from dmhub_adapter.dmhub.emulator import EmulatorServer
+from dmhub_adapter_tools.emulator.server import EmulatorServer
 
 #: 2024-01-01T00:00:00Z, where each test's emulator clock starts
 START = 1704067200.0

@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from dmhub_adapter.dmhub.emulator import EmulatorServer
+from dmhub_adapter_tools.emulator.server import EmulatorServer
 from tests.integration.emulator.conftest import Api, field_errors
 
 

@@ -14,10 +14,10 @@ from typing import Any
 import httpx
 import pytest
 
-from dmhub_adapter.dmhub.emulator import EmulatorServer
+from dmhub_adapter_tools.emulator.server import EmulatorServer
 from tests.integration.emulator.conftest import Api
 
-CLI = [sys.executable, "-c", "import sys; from dmhub_adapter.cli import main; sys.exit(main())"]
+CLI = [sys.executable, "-c", "import sys; from dmhub_adapter_tools.cli import main; sys.exit(main())"]
 
 
 def test_latency_delays_api_calls_but_not_control_calls(api: Api, server: EmulatorServer) -> None:

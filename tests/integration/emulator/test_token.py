@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dmhub_adapter.dmhub.emulator import EmulatorServer
+from dmhub_adapter_tools.emulator.server import EmulatorServer
 from tests.integration.emulator.conftest import Api
 
 

@@ -16,9 +16,9 @@ from typing import Any
 import boto3
 import pytest
 
-from dmhub_adapter.apigw import make_event
-from dmhub_adapter.local.context import LambdaContext, new_context
-from dmhub_adapter.local.resources import StackResources, put_secret
+from dmhub_adapter_tools.local.apigw_event import make_event
+from dmhub_adapter_tools.local.context import LambdaContext, new_context
+from dmhub_adapter_tools.local.resources import StackResources, put_secret
 
 APP_PATH = Path(__file__).resolve().parents[3] / "functions" / "ingest" / "app.py"
 
@@ -181,7 +181,7 @@ def fake_adapter(monkeypatch: pytest.MonkeyPatch) -> Callable[[str], None]:
 
     class FakeAuthSource(generic.GenericSource):
         def handshake(self, request: Any, account: Any) -> Any:
-            from dmhub_adapter.sources.base import WebhookResponse
+            from dmhub_adapter.webhook import WebhookResponse
 
             if request.query.get("token") != account.secret.get("token"):
                 raise errors.Unauthorized("bad handshake token")

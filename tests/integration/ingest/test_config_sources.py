@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from dmhub_adapter.local.accounts import load_accounts
+from dmhub_adapter_tools.local.accounts import load_accounts
 from tests.integration.ingest.conftest import Ingest, Response, lambda_context
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
@@ -120,7 +120,7 @@ def test_unknown_source_and_unknown_account_are_404(accounts: Ingest) -> None:
 
 
 def test_unmapped_authentic_message_is_kept(accounts: Ingest) -> None:
-    from dmhub_adapter.apigw import make_event
+    from dmhub_adapter_tools.local.apigw_event import make_event
 
     secret = DEMO.secret("doudian", "demo") or {}
     body = b'[{"tag":"999","msg_id":"1","data":"{\\"p_id\\":1}"}]'

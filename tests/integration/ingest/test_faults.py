@@ -229,9 +229,10 @@ def test_concurrent_duplicates_enqueue_exactly_once(ingest: Ingest) -> None:
     # Threads share one pipeline the way concurrent Lambda containers share the table; the
     # Powertools handler wrapper is left out because a Lambda process never runs two
     # invocations at once and its metric set is process-global.
-    from dmhub_adapter.apigw import make_event, request_from_event
+    from dmhub_adapter.apigw import request_from_event
     from dmhub_adapter.ingest.metrics import RecordingMetrics
     from dmhub_adapter.ingest.pipeline import IngestPipeline
+    from dmhub_adapter_tools.local.apigw_event import make_event
 
     pipeline = IngestPipeline.from_env()
     pipeline.pending_wait = 20.0

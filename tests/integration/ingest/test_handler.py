@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from dmhub_adapter.ingest.replay import replay_unmapped_record
+from dmhub_adapter_tools.replay import replay_unmapped_record
 from tests.integration.ingest.conftest import Ingest, order
 
 

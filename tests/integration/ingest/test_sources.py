@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from dmhub_adapter.dryrun import dry_run
-from dmhub_adapter.local.accounts import load_accounts
-from dmhub_adapter.sources import taobao, wechat, wechat_crypto
+from dmhub_adapter.sources import taobao, wechat
+from dmhub_adapter.sources.wechat import crypto as wechat_crypto
+from dmhub_adapter_tools.dryrun import dry_run
+from dmhub_adapter_tools.local.accounts import load_accounts
 from tests.integration.ingest.conftest import Ingest, lambda_context
 
 EVENTS = Path(__file__).resolve().parents[3] / "events"
@@ -150,7 +151,7 @@ def test_require_encryption_false_lets_a_keyed_account_take_plaintext(accounts: 
 
 
 def test_unmapped_wechat_payload_is_kept_in_clear_text_and_replays(accounts: Ingest) -> None:
-    from dmhub_adapter.ingest.replay import replay_unmapped_record
+    from dmhub_adapter_tools.replay import replay_unmapped_record
 
     xml = wechat_plaintext("wechat-text").replace("<MsgType><![CDATA[text]]></MsgType>",
                                                    "<MsgType><![CDATA[hologram]]></MsgType>")

@@ -10,15 +10,15 @@ from typing import Any
 import boto3
 import pytest
 
-from dmhub_adapter.dmhub.emulator import EmulatorServer
 from dmhub_adapter.dmhub.token import clear_credentials_cache
-from dmhub_adapter.local.context import LambdaContext, new_context
-from dmhub_adapter.local.resources import StackResources, put_secret
 from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.queue import OutgoingMessage, send_messages
 from dmhub_adapter.sender import handler
 from dmhub_adapter.sender.events import sqs_event_from_messages
 from dmhub_adapter.store.claims import ClaimStore, claim_key
+from dmhub_adapter_tools.emulator.server import EmulatorServer
+from dmhub_adapter_tools.local.context import LambdaContext, new_context
+from dmhub_adapter_tools.local.resources import StackResources, put_secret
 
 
 def Context(millis: int = 30_000) -> LambdaContext:

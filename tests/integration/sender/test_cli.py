@@ -9,8 +9,8 @@ from typing import Any
 import boto3
 import pytest
 
-from dmhub_adapter.cli import main
 from dmhub_adapter.queue import OutgoingMessage, send_messages
+from dmhub_adapter_tools.cli import main
 from tests.integration.sender.conftest import SenderEnv, queued
 
 

@@ -233,7 +233,7 @@ def test_sample_sqs_events_run_through_the_handler(sender_env: SenderEnv) -> Non
 
 
 def test_the_function_entry_point_loads_like_lambda_and_delivers(sender_env: SenderEnv) -> None:
-    from dmhub_adapter.local.handlers import load_handler
+    from dmhub_adapter_tools.local.handlers import load_handler
     from tests.conftest import ROOT
 
     lambda_handler = load_handler(ROOT / "functions", "sender")

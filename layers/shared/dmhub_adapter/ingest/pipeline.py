@@ -29,14 +29,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dmhub_adapter.apigw import json_response
 from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable, WebhookError
 from dmhub_adapter.ingest.errors import GENERIC_MESSAGE, DependencyUnavailable
 from dmhub_adapter.ingest.handoff import DEFAULT_PENDING_WAIT, Handoff, HandoffResult
 from dmhub_adapter.ingest.metrics import MESSAGE_REJECTED, Metric, MetricsSink, NullMetrics
 from dmhub_adapter.ingest.secrets import SecretStore
 from dmhub_adapter.settings import Settings
-from dmhub_adapter.sources.base import Account, Inbound, Outcome, Source, WebhookRequest, WebhookResponse
+from dmhub_adapter.sources.base import Account, Inbound, Outcome, Source
+from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
 logger = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ A record (the SQS message body, JSON)::
     }
 
 The payload is what the adapter authenticated, decrypted where it was encrypted, so a replay
-parses it again without signatures or keys (see :mod:`dmhub_adapter.ingest.replay`). It holds
+parses it again without signatures or keys (see :mod:`dmhub_adapter_tools.replay`). It holds
 platform identities (openids, buyer ids): the queue is as sensitive as the table.
 """
 
@@ -35,7 +35,8 @@ from typing import Any
 
 from dmhub_adapter.ingest.errors import DependencyUnavailable
 from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
-from dmhub_adapter.sources.base import Inbound, WebhookRequest
+from dmhub_adapter.sources.base import Inbound
+from dmhub_adapter.webhook import WebhookRequest
 
 logger = logging.getLogger(__name__)
 

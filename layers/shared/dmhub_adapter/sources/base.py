@@ -12,46 +12,7 @@ from typing import Any, Protocol
 
 from dmhub_adapter.errors import WebhookError
 from dmhub_adapter.mapping.config import MappingFile
-
-
-@dataclass(frozen=True)
-class WebhookRequest:
-    """One HTTP request as the ingest sees it (built from an API Gateway v2 event)."""
-
-    method: str
-    source: str
-    account: str
-    body: bytes = b""
-    query: Mapping[str, str] = field(default_factory=dict)  # first value per name, URL-decoded
-    raw_query: str = ""
-    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
-    path: str = ""
-    received_at: float = 0.0  # epoch seconds
-    request_id: str | None = None
-
-    def header(self, name: str, default: str | None = None) -> str | None:
-        return self.headers.get(name.lower(), default)
-
-    @property
-    def content_type(self) -> str:
-        return (self.header("content-type") or "").lower()
-
-    @property
-    def charset(self) -> str:
-        """The body's declared charset (``utf-8`` when none is declared)."""
-        for part in self.content_type.split(";")[1:]:
-            key, _, value = part.strip().partition("=")
-            if key == "charset" and value:
-                return value.strip().strip('"')
-        return "utf-8"
-
-
-@dataclass
-class WebhookResponse:
-    status: int
-    body: str = ""
-    content_type: str = "text/plain; charset=utf-8"
-    headers: dict[str, str] = field(default_factory=dict)
+from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dmhub_adapter.cli import CommandError
-    from dmhub_adapter.local.samples import SAMPLES, build_sample
+    from dmhub_adapter_tools.cli import CommandError
+    from dmhub_adapter_tools.local.samples import SAMPLES, build_sample
 
     if args.list:
         width = max(len(name) for name in SAMPLES)
@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from dmhub_adapter.local.accounts import load_accounts
+    from dmhub_adapter_tools.local.accounts import load_accounts
 
     try:
         accounts = load_accounts(args.accounts)

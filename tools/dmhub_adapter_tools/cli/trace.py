@@ -47,11 +47,11 @@ def render_claim(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dmhub_adapter.cli import CommandError
-    from dmhub_adapter.cli.events import dmhub_client_from_env, print_json
     from dmhub_adapter.dmhub.errors import DmhubError
     from dmhub_adapter.settings import Settings
     from dmhub_adapter.store.claims import ClaimStatus, ClaimStore, claim_key
+    from dmhub_adapter_tools.cli import CommandError
+    from dmhub_adapter_tools.cli.events import dmhub_client_from_env, print_json
 
     settings = Settings.from_env()
     try:

@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dmhub_adapter.local.accounts import AccountsFile, demo_accounts_path, load_accounts
-from dmhub_adapter.local.moto import LOCALHOST, MotoServer
+from dmhub_adapter_tools.local.accounts import AccountsFile, demo_accounts_path, load_accounts
+from dmhub_adapter_tools.local.moto import LOCALHOST, MotoServer
 
-log = logging.getLogger("dmhub_adapter.local.stack")
+log = logging.getLogger("dmhub_adapter_tools.local.stack")
 
 #: the region and fake credentials every local AWS call uses (moto accepts any)
 LOCAL_REGION = "eu-west-1"
@@ -104,7 +104,7 @@ class DevStack:
         return self
 
     def _start(self) -> None:
-        from dmhub_adapter.local.handlers import load_handler, resolve_functions_dir
+        from dmhub_adapter_tools.local.handlers import load_handler, resolve_functions_dir
 
         options = self.options
         # Everything that can be checked is checked before anything starts.
@@ -126,7 +126,7 @@ class DevStack:
         self.moto = MotoServer(options.moto_port, verbose=options.verbose).start()
         self._set_environment(self.moto.url)
         session = self._session()
-        from dmhub_adapter.local.resources import create_stack, put_accounts
+        from dmhub_adapter_tools.local.resources import create_stack, put_accounts
 
         self.resources = create_stack(
             session,
@@ -154,8 +154,8 @@ class DevStack:
         ingest = load_handler(functions_dir, "ingest")
         sender = load_handler(functions_dir, "sender")
 
-        from dmhub_adapter.local.gateway import LocalGateway
-        from dmhub_adapter.local.poller import QueuePoller
+        from dmhub_adapter_tools.local.gateway import LocalGateway
+        from dmhub_adapter_tools.local.poller import QueuePoller
 
         self.poller = QueuePoller(
             session.client("sqs"),
@@ -363,7 +363,7 @@ def start_emulator(
 ) -> Any:
     """The DM Hub emulator on 127.0.0.1 (a thread of this process) accepting ``credentials``;
     returns the started server (``url``, ``stop()``, knobs)."""
-    from dmhub_adapter.dmhub.emulator import EmulatorServer
+    from dmhub_adapter_tools.emulator.server import EmulatorServer
 
     return EmulatorServer(
         LOCALHOST,

@@ -189,7 +189,7 @@ def dlq_handler(sqs: Any, event_queue_url: str, summary: ReplaySummary) -> Handl
 
 def unmapped_handler(summary: ReplaySummary) -> Handler:
     from dmhub_adapter.ingest.pipeline import IngestPipeline
-    from dmhub_adapter.ingest.replay import ReplayError, replay_unmapped_record
+    from dmhub_adapter_tools.replay import ReplayError, replay_unmapped_record
 
     pipeline: IngestPipeline | None = None
 
@@ -224,8 +224,8 @@ def unmapped_handler(summary: ReplaySummary) -> Handler:
 
 def run(args: argparse.Namespace) -> int:
     from dmhub_adapter import aws
-    from dmhub_adapter.cli import CommandError
     from dmhub_adapter.settings import Settings
+    from dmhub_adapter_tools.cli import CommandError
 
     if args.limit is not None and args.limit < 1:
         raise CommandError("--limit must be at least 1")

@@ -62,11 +62,11 @@ class FetchedToken:
 
 def dmhub_client_from_env() -> Any:
     """A DmhubClient for command-line use (see the module docstring for where things come from)."""
-    from dmhub_adapter.cli import CommandError
     from dmhub_adapter.dmhub.client import DmhubClient
     from dmhub_adapter.dmhub.errors import DmhubError
     from dmhub_adapter.dmhub.token import SharedToken, load_credentials
     from dmhub_adapter.settings import Settings
+    from dmhub_adapter_tools.cli import CommandError
 
     settings = Settings.from_env()
     try:
@@ -93,8 +93,8 @@ def print_json(data: Any) -> None:
 
 
 def _call(action: Any) -> Any:
-    from dmhub_adapter.cli import CommandError
     from dmhub_adapter.dmhub.errors import DmhubError
+    from dmhub_adapter_tools.cli import CommandError
 
     try:
         return action()
@@ -113,8 +113,8 @@ def run_get(args: argparse.Namespace) -> int:
 
 
 def run_query(args: argparse.Namespace) -> int:
-    from dmhub_adapter.cli import CommandError
     from dmhub_adapter.model.customer_event import parse_dmhub_date
+    from dmhub_adapter_tools.cli import CommandError
 
     for name in ("last_updated_from", "last_updated_to"):
         value = getattr(args, name)

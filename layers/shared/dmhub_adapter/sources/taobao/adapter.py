@@ -26,129 +26,28 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 import json
 import time
 import zlib
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any, Literal
-from urllib.parse import parse_qsl, urlencode
+from typing import Any
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dmhub_adapter.apigw import json_response
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile, block_problems
-from dmhub_adapter.mapping.converters import GMT8, parse_gmt8
-from dmhub_adapter.sources.base import (
-    Account,
-    Inbound,
-    MessageRejection,
-    Outcome,
-    WebhookRequest,
-    WebhookResponse,
-)
+from dmhub_adapter.mapping.converters import parse_gmt8
+from dmhub_adapter.sources.base import Account, Inbound, MessageRejection, Outcome
+from dmhub_adapter.sources.taobao.signing import SIGN_METHODS, SignMethod, top_sign
+from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
-SignMethod = Literal["md5", "hmac", "hmac-sha256"]
-SIGN_METHODS: tuple[SignMethod, ...] = ("md5", "hmac", "hmac-sha256")
-TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 DEFAULT_MAX_MESSAGES = 200  # the TMC consume API hands out at most 200 messages at a time
 DEFAULT_TOLERANCE_SECONDS = 600
 
 # Relays that declare the older GB2312 name still send GBK text; GBK decodes both identically.
 _CHARSET_ALIASES = {"gb2312": "gbk", "gb_2312": "gbk", "x-gbk": "gbk"}
-
-
-# --------------------------------------------------------------------------------------------
-# Signing (shared by the verifier and by relays, tests, samples and benchmarks)
-
-
-def _canonical(params: Mapping[str, Any], *, keep_empty: bool) -> str:
-    # Byte-order sort, as the TOP SDKs do; ``sign`` itself is never signed.
-    parts = []
-    for key in sorted(params):
-        value = params[key]
-        if key == "sign" or not key:
-            continue
-        if value is None or value == "":
-            # The TOP SDK signer drops empty values; the SPI verifier keeps the key. Both exist.
-            if keep_empty:
-                parts.append(key)
-            continue
-        parts.append(f"{key}{value}")
-    return "".join(parts)
-
-
-def _digest(text: str, secret: str, method: str, charset: str) -> str:
-    if method == "md5":
-        return hashlib.md5(f"{secret}{text}{secret}".encode(charset)).hexdigest().upper()
-    if method == "hmac":
-        return hmac.new(secret.encode(charset), text.encode(charset), hashlib.md5).hexdigest().upper()
-    if method == "hmac-sha256":
-        return hmac.new(secret.encode(charset), text.encode(charset), hashlib.sha256).hexdigest().upper()
-    raise ValueError(f"unknown sign_method {method!r}; use one of {', '.join(SIGN_METHODS)}")
-
-
-def top_sign(
-    params: Mapping[str, Any],
-    secret: str,
-    method: str = "md5",
-    body: str | bytes | None = None,
-    *,
-    charset: str = "utf-8",
-    keep_empty: bool = False,
-) -> str:
-    """The TOP signature (upper-case hex) of query ``params`` (``sign`` excluded) and ``body``.
-
-    ``md5``: ``MD5(secret + k1v1k2v2… + body + secret)``; ``hmac`` / ``hmac-sha256``: the HMAC
-    of ``k1v1k2v2… + body`` keyed by the secret. A bytes ``body`` is decoded in ``charset`` and
-    the whole string is hashed in ``charset``, which is how GBK bodies are signed.
-    """
-    text = _canonical(params, keep_empty=keep_empty)
-    if body is not None:
-        text += body.decode(charset) if isinstance(body, bytes) else body
-    return _digest(text, secret, method, charset)
-
-
-def format_timestamp(moment: datetime | float | None = None) -> str:
-    """A TOP timestamp: GMT+8 ``yyyy-MM-dd HH:mm:ss`` (now, an epoch, or an aware datetime)."""
-    if moment is None:
-        moment = time.time()
-    if isinstance(moment, (int, float)):
-        moment = datetime.fromtimestamp(moment, tz=GMT8)
-    if moment.tzinfo is None:
-        raise ValueError("timestamp datetimes must be timezone-aware")
-    return moment.astimezone(GMT8).strftime(TIMESTAMP_FORMAT)
-
-
-def signed_request(
-    secret: Mapping[str, Any],
-    body_bytes: bytes,
-    sign_method: str = "md5",
-    timestamp: datetime | float | str | None = None,
-    *,
-    charset: str = "utf-8",
-    extra_params: Mapping[str, str] | None = None,
-) -> str:
-    """The complete signed query string a relay appends to the webhook URL.
-
-    ``secret`` is the account's secret (``{"appKey", "appSecret"}``); ``timestamp`` defaults to
-    now and may be an epoch, an aware datetime or a ready TOP timestamp string.
-    """
-    stamp = timestamp if isinstance(timestamp, str) else format_timestamp(timestamp)
-    params: dict[str, str] = {
-        "app_key": str(secret["appKey"]),
-        "format": "json",
-        "sign_method": sign_method,
-        "timestamp": stamp,
-        "v": "2.0",
-        **(extra_params or {}),
-    }
-    params["sign"] = top_sign(params, str(secret["appSecret"]), sign_method, body_bytes, charset=charset)
-    return urlencode(sorted(params.items()))
 
 
 # --------------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ class AccountsFile:
 
 
 def demo_accounts_path() -> Path:
-    return Path(str(resources.files("dmhub_adapter") / "local" / "demo-accounts.yaml"))
+    return Path(str(resources.files("dmhub_adapter_tools") / "local" / "demo-accounts.yaml"))
 
 
 def load_accounts(path: str | Path | None = None) -> AccountsFile:

@@ -19,19 +19,11 @@ See ``docs/wechat.md``.
 from __future__ import annotations
 
 import re
-import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlencode
-from xml.etree.ElementTree import ParseError
 
-from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import DefusedXMLParser
-from defusedxml.ElementTree import fromstring as defused_fromstring
-
-from dmhub_adapter.apigw import json_response
 from dmhub_adapter.errors import (
     BadRequest,
     Forbidden,
@@ -41,27 +33,15 @@ from dmhub_adapter.errors import (
     WebhookError,
 )
 from dmhub_adapter.mapping.config import MappingFile
-from dmhub_adapter.sources import wechat_crypto
-from dmhub_adapter.sources.base import Account, Inbound, Outcome, WebhookRequest, WebhookResponse
-from dmhub_adapter.sources.wechat_crypto import encrypt, sign
-
-__all__ = [
-    "Mode",
-    "WeChatSource",
-    "build",
-    "check_config",
-    "encrypt",
-    "handshake_query",
-    "parse_xml",
-    "sign",
-    "signed_request",
-]
+from dmhub_adapter.sources.base import Account, Inbound, Outcome
+from dmhub_adapter.sources.wechat import crypto as wechat_crypto
+from dmhub_adapter.sources.xml import XmlError, parse_xml
+from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_TIMESTAMP_TOLERANCE = 300
 MAX_TIMESTAMP_TOLERANCE = 24 * 3600
 MAX_ECHOSTR = 512
-_MAX_DEPTH = 8
 
 Mode = Literal["plain", "compat", "safe"]
 
@@ -72,119 +52,6 @@ OPTION_TYPES: dict[str, type] = {
     "require_encryption": bool,
 }
 _TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
-
-
-# --------------------------------------------------------------------------------------------
-# XML
-
-
-class XmlError(ValueError):
-    """A body is not acceptable XML; the message is safe to return to the caller."""
-
-
-class _FlatBuilder:
-    """Builds ``{tag: text}`` from the root's children as expat reports them (parser target).
-
-    Character data is kept with a flag saying whether it came from a CDATA section, so CDATA
-    text is kept byte for byte while the indentation around it (pretty-printed bodies) and
-    around bare numbers is dropped. Repeated tags become lists; nested elements (menu events'
-    ``ScanCodeInfo``, ``SendPicsInfo``) become dicts.
-    """
-
-    def __init__(self) -> None:
-        self.in_cdata = False
-        self._stack: list[tuple[str, dict[str, Any], list[tuple[str, bool]]]] = []
-        self._root: tuple[str, Any] | None = None
-
-    def start_cdata(self) -> None:
-        self.in_cdata = True
-
-    def end_cdata(self) -> None:
-        self.in_cdata = False
-
-    def start(self, tag: str, attrib: Mapping[str, str]) -> None:
-        if len(self._stack) >= _MAX_DEPTH:
-            raise XmlError(f"XML nested deeper than {_MAX_DEPTH} levels")
-        self._stack.append((tag, {}, []))
-
-    def data(self, text: str) -> None:
-        if self._stack:
-            self._stack[-1][2].append((text, self.in_cdata))
-
-    def end(self, tag: str) -> None:
-        name, children, chunks = self._stack.pop()
-        value: Any = children if children else _leaf_text(chunks)
-        if not self._stack:
-            self._root = (name, value)
-            return
-        siblings = self._stack[-1][1]
-        if name in siblings:
-            previous = siblings[name]
-            siblings[name] = [*previous, value] if isinstance(previous, list) else [previous, value]
-        else:
-            siblings[name] = value
-
-    def close(self) -> tuple[str, Any] | None:
-        return self._root
-
-
-def _leaf_text(chunks: list[tuple[str, bool]]) -> str:
-    if any(is_cdata for _, is_cdata in chunks):
-        # Whitespace-only plain text around CDATA is formatting; any other text is content.
-        return "".join(text for text, is_cdata in chunks if is_cdata or text.strip())
-    return "".join(text for text, _ in chunks).strip()
-
-
-def parse_xml(body: bytes | str, *, root: str = "xml") -> dict[str, Any]:
-    """A WeChat XML body → ``{tag: text}`` (``""`` for empty elements). DTDs, entity
-    declarations and external references are refused; raises :class:`XmlError`.
-
-    Real pushes are flat, untrimmed ``<xml>`` documents, which the element tree reads exactly;
-    anything else (nesting, repeats, whitespace around text) takes the CDATA-aware builder."""
-    data = body.encode("utf-8") if isinstance(body, str) else body
-    try:
-        element = defused_fromstring(data, forbid_dtd=True)
-    except DefusedXmlException as exc:
-        raise XmlError(f"XML with a DTD or entity declarations is refused ({type(exc).__name__})") from exc
-    except (ParseError, ValueError, LookupError) as exc:
-        raise XmlError(f"not well-formed XML: {exc}") from exc
-    if element.tag != root:
-        raise XmlError(f"the XML root element must be <{root}>, got <{element.tag}>")
-    flat: dict[str, Any] = {}
-    for child in element:
-        text = child.text or ""
-        if len(child) or child.tag in flat or text != text.strip() or not isinstance(child.tag, str):
-            return _parse_xml_precisely(data, root)
-        flat[child.tag] = text
-    if not flat:
-        raise XmlError(f"<{root}> has no child elements")
-    return flat
-
-
-def _parse_xml_precisely(data: bytes, root: str) -> dict[str, Any]:
-    builder = _FlatBuilder()
-    parser = DefusedXMLParser(target=builder, forbid_dtd=True, forbid_entities=True, forbid_external=True)
-    expat = parser.parser  # the pure-Python XMLParser exposes its expat parser
-    expat.StartCdataSectionHandler = builder.start_cdata
-    expat.EndCdataSectionHandler = builder.end_cdata
-    try:
-        parser.feed(data)
-        # close() returns whatever the target built (typed as an Element in the stubs)
-        result: tuple[str, Any] | None = parser.close()  # type: ignore[assignment]
-    except DefusedXmlException as exc:
-        raise XmlError(f"XML with a DTD or entity declarations is refused ({type(exc).__name__})") from exc
-    except XmlError:
-        raise
-    except (ParseError, ValueError, LookupError) as exc:
-        raise XmlError(f"not well-formed XML: {exc}") from exc
-    if result is None:
-        raise XmlError("not well-formed XML: no root element")
-    name, value = result
-    if name != root:
-        raise XmlError(f"the XML root element must be <{root}>, got <{name}>")
-    if not isinstance(value, dict):
-        raise XmlError(f"<{root}> has no child elements")
-    return value
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,65 +304,3 @@ class WeChatSource:
 
 def build(mapping: MappingFile) -> WeChatSource:
     return WeChatSource(mapping)
-
-
-# --------------------------------------------------------------------------------------------
-# Client side: what WeChat sends (tests, the local stack's samples, benchmarks)
-
-
-def _cdata(text: str) -> str:
-    return "<![CDATA[" + text.replace("]]>", "]]]]><![CDATA[>") + "]]>"
-
-
-def _nonce() -> str:
-    return str(secrets.randbelow(9 * 10**9) + 10**9)
-
-
-def handshake_query(token: str, echostr: str, *, timestamp: int | str | None = None, nonce: str | None = None
-                    ) -> str:
-    """The query string of WeChat's URL-verification GET."""
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    nonce = nonce or _nonce()
-    return urlencode({"signature": sign(token, ts, nonce), "timestamp": ts, "nonce": nonce, "echostr": echostr})
-
-
-def signed_request(
-    secret: Mapping[str, Any],
-    xml_body: str | bytes,
-    mode: Mode = "safe",
-    timestamp: int | str | None = None,
-    nonce: str | None = None,
-    *,
-    random16: bytes | str | None = None,
-) -> tuple[str, bytes]:
-    """A complete signed POST as WeChat sends it: ``(raw_query, body)``.
-
-    ``secret`` is the account secret (token; encodingAesKey and appId for safe/compat mode),
-    ``xml_body`` the plaintext message. The query's ``openid`` is the body's FromUserName.
-    """
-    token = str(secret["token"])
-    ts = str(int(time.time()) if timestamp is None else timestamp)
-    nonce = nonce or _nonce()
-    text = xml_body.decode("utf-8") if isinstance(xml_body, bytes) else xml_body
-    fields = parse_xml(text)
-    query: list[tuple[str, str]] = [
-        ("signature", sign(token, ts, nonce)),
-        ("timestamp", ts),
-        ("nonce", nonce),
-        ("openid", _text(fields.get("FromUserName"))),
-    ]
-    if mode == "plain":
-        return urlencode(query), text.encode("utf-8")
-    if mode not in ("safe", "compat"):
-        raise ValueError(f"mode must be 'plain', 'compat' or 'safe', got {mode!r}")
-    encrypted = encrypt(text, str(secret["encodingAesKey"]), str(secret["appId"]), random16)
-    if mode == "safe":
-        body = (f"<xml><ToUserName>{_cdata(_text(fields.get('ToUserName')))}</ToUserName>"
-                f"<Encrypt>{_cdata(encrypted)}</Encrypt></xml>")
-    else:
-        end = text.rstrip().rfind("</xml>")
-        if end < 0:
-            raise ValueError("xml_body must end with </xml>")
-        body = f"{text[:end]}<Encrypt>{_cdata(encrypted)}</Encrypt></xml>"
-    query += [("encrypt_type", "aes"), ("msg_signature", sign(token, ts, nonce, encrypted))]
-    return urlencode(query), body.encode("utf-8")

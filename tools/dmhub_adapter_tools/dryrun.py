@@ -10,7 +10,8 @@ from dmhub_adapter.apigw import is_apigw_v2_event, request_from_event
 from dmhub_adapter.errors import WebhookError
 from dmhub_adapter.mapping.config import MappingConfigError, available_sources
 from dmhub_adapter.mapping.engine import map_payload
-from dmhub_adapter.sources.base import Account, WebhookRequest
+from dmhub_adapter.sources.base import Account
+from dmhub_adapter.webhook import WebhookRequest
 
 
 class DryRunError(Exception):
@@ -41,8 +42,8 @@ def _request(source: str, account: str, data: bytes) -> WebhookRequest:
 
 def dry_run(source: str, data: bytes, *, account: str = "demo", accounts_file: str | None = None
             ) -> list[dict[str, Any]]:
-    from dmhub_adapter.local.accounts import load_accounts
     from dmhub_adapter.sources.registry import source_for
+    from dmhub_adapter_tools.local.accounts import load_accounts
 
     try:
         adapter = source_for(source)

@@ -30,8 +30,8 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dmhub_adapter.cli import CommandError
-    from dmhub_adapter.dryrun import DryRunError, dry_run
+    from dmhub_adapter_tools.cli import CommandError
+    from dmhub_adapter_tools.dryrun import DryRunError, dry_run
 
     try:
         if args.payload_file == "-":

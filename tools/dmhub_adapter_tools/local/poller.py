@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from dmhub_adapter.local.context import new_context
+from dmhub_adapter_tools.local.context import new_context
 
-log = logging.getLogger("dmhub_adapter.local.poller")
+log = logging.getLogger("dmhub_adapter_tools.local.poller")
 
 Invoke = Callable[[dict[str, Any], Any], Any]
 

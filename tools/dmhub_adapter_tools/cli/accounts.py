@@ -66,8 +66,8 @@ def check_secret(source: str, value: Any) -> list[str]:
 
 
 def run_put(args: argparse.Namespace) -> int:
-    from dmhub_adapter.cli import CommandError
     from dmhub_adapter.settings import Settings
+    from dmhub_adapter_tools.cli import CommandError
 
     source = args.source.strip().lower()
     if source == "dmhub":
@@ -96,7 +96,7 @@ def run_put(args: argparse.Namespace) -> int:
     name = settings.secret_name("dmhub") if source == "dmhub" else settings.secret_name(source, args.account)
     import boto3
 
-    from dmhub_adapter.local.resources import put_secret
+    from dmhub_adapter_tools.local.resources import put_secret
 
     try:
         put_secret(boto3.session.Session(), name, value)

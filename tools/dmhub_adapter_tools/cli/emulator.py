@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
-    from dmhub_adapter.cli import CommandError
-    from dmhub_adapter.dmhub.emulator import EmulatorServer
+    from dmhub_adapter_tools.cli import CommandError
+    from dmhub_adapter_tools.emulator.server import EmulatorServer
 
     event_types = [t.strip() for t in args.event_types.split(",") if t.strip()] if args.event_types else None
     try:

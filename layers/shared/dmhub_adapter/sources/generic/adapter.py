@@ -28,8 +28,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.engine import MappingError, split_messages
-from dmhub_adapter.sources import payloads, signatures
-from dmhub_adapter.sources.base import Account, Inbound, Outcome, WebhookRequest, WebhookResponse
+from dmhub_adapter.sources import payloads
+from dmhub_adapter.sources.base import Account, Inbound, Outcome
+from dmhub_adapter.sources.generic import signatures
+from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
 
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -298,7 +300,7 @@ class GenericSource:
 
 
 def _json(status: int, body: dict[str, Any]) -> WebhookResponse:
-    from dmhub_adapter.apigw import json_response
+    from dmhub_adapter.webhook import json_response
 
     return json_response(status, body)
 

@@ -25,10 +25,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote
 
-from dmhub_adapter.apigw import make_event
-from dmhub_adapter.local.context import new_context
+from dmhub_adapter_tools.local.apigw_event import make_event
+from dmhub_adapter_tools.local.context import new_context
 
-log = logging.getLogger("dmhub_adapter.local.gateway")
+log = logging.getLogger("dmhub_adapter_tools.local.gateway")
 
 ROUTE = re.compile(r"^/webhooks/(?P<source>[^/]+)/(?P<account>[^/]+)$")
 #: the methods template.yaml routes to the ingest (API Gateway answers 404 for the others)

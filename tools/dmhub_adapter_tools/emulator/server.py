@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from pydantic import ValidationError
 
-from dmhub_adapter.dmhub.emulator_rules import (
+from dmhub_adapter_tools.emulator.rules import (
     FieldError,
     PlainBadRequest,
     ValidationFailed,
@@ -38,7 +38,7 @@ from dmhub_adapter.dmhub.emulator_rules import (
     validate_event,
     validate_identities,
 )
-from dmhub_adapter.dmhub.emulator_state import (
+from dmhub_adapter_tools.emulator.state import (
     DEFAULT_APP_ID,
     DEFAULT_SECRET,
     ENDPOINTS,

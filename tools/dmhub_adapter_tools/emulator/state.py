@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from dmhub_adapter.dmhub.emulator_rules import (
+from dmhub_adapter_tools.emulator.rules import (
     EventQuery,
     IdentityInput,
     format_date,

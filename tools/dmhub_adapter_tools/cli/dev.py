@@ -51,10 +51,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dmhub_adapter.cli import CommandError
-    from dmhub_adapter.local.handlers import HandlerLoadError
-    from dmhub_adapter.local.moto import MotoStartError
-    from dmhub_adapter.local.stack import DevOptions, DevStack
+    from dmhub_adapter_tools.cli import CommandError
+    from dmhub_adapter_tools.local.handlers import HandlerLoadError
+    from dmhub_adapter_tools.local.moto import MotoStartError
+    from dmhub_adapter_tools.local.stack import DevOptions, DevStack
 
     if args.print_env:
         return print_env(args.port)
@@ -122,8 +122,8 @@ def run(args: argparse.Namespace) -> int:
 def print_env(port: int) -> int:
     import json
 
-    from dmhub_adapter.cli import CommandError
-    from dmhub_adapter.local.stack import environment_exports, state_file_path
+    from dmhub_adapter_tools.cli import CommandError
+    from dmhub_adapter_tools.local.stack import environment_exports, state_file_path
 
     path = state_file_path(port)
     try:
