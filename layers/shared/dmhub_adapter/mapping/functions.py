@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,6 +93,20 @@ def _compile_node(node: dict[str, Any]) -> Evaluator:
         if node["value"] == "eq":
             return lambda value: visitor._equals(left(value), right(value))
         return lambda value: not visitor._equals(left(value), right(value))
+    if kind == "comparator" and node["value"] in _ORDERING:
+        left, right = (_compile_node(child) for child in children)
+        compare = _ORDERING[node["value"]]
+
+        def ordered(value: Any) -> Any:
+            # The JMESPath spec orders numbers only (jmespath also orders strings) and gives null
+            # otherwise; jmespath-python raises TypeError on a string against a number, which a
+            # payload could trigger at will.
+            a, b = left(value), right(value)
+            if _orderable(a) and _orderable(b) and isinstance(a, str) == isinstance(b, str):
+                return compare(a, b)
+            return None
+
+        return ordered
     if kind == "and_expression":
         first, second = (_compile_node(child) for child in children)
 
@@ -131,6 +146,15 @@ def _compile_node(node: dict[str, Any]) -> Evaluator:
         return filtered
     visit = _INTERPRETER.visit
     return lambda value: visit(node, value)
+
+
+_ORDERING: dict[str, Callable[[Any, Any], bool]] = {
+    "lt": operator.lt, "lte": operator.le, "gt": operator.gt, "gte": operator.ge,
+}
+
+
+def _orderable(value: Any) -> bool:
+    return isinstance(value, (int, float, str)) and not isinstance(value, bool)
 
 
 def _compile_call(name: str, arguments: list[Evaluator]) -> Evaluator:
