@@ -3,6 +3,10 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The runtime's interpreter (see build.mk for how python3.13 is found).
+VENV313 ?= .venv313
+BIN313 := $(VENV313)/bin
+STAMP313 := $(VENV313)/.installed
 
 .PHONY: dev test lint typecheck unit integration e2e reliability bench clean
 
@@ -12,15 +16,23 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(STAMP313): pyproject.toml
+	PATH="$(if $(PY313_DIR),$(PY313_DIR):)$$PATH" python3.13 -m venv $(VENV313)
+	$(BIN313)/python -m pip install --quiet --upgrade pip
+	$(BIN313)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP313)
+
 ## the local stack on the demo accounts (Ctrl-C stops it)
 dev: $(STAMP)
 	$(BIN)/dmhub-adapter dev
 
-## the whole test suite: lint, types, unit, integration, end-to-end
-test: $(STAMP)
+## the whole test suite: lint, types, unit, integration, end-to-end; then the unit and
+## integration suites again on python3.13, the Lambda runtime's version
+test: $(STAMP) $(STAMP313)
 	$(BIN)/ruff check layers tools functions tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN313)/pytest -q -p no:cacheprovider tests/unit tests/integration
 
 lint: $(STAMP)
 	$(BIN)/ruff check layers tools functions tests bench scripts
@@ -45,7 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .aws-sam
+	rm -rf $(VENV) $(VENV313) .pytest_cache .mypy_cache .ruff_cache .aws-sam
 
 # Build, import check and template lint targets (sam build needs no Docker here).
 include build.mk

@@ -43,7 +43,7 @@ FIRST_REQUEST = {
     "ingest": (
         "dmhub_adapter.ingest.pipeline",
         "dmhub_adapter.ingest.handoff",
-        "dmhub_adapter.ingest.secrets",
+        "dmhub_adapter.secrets",
         "aws_lambda_powertools.utilities.parameters",
         "dmhub_adapter.apigw",
         "dmhub_adapter.ingest.metrics",
@@ -55,7 +55,7 @@ FIRST_REQUEST = {
         "dmhub_adapter.sources.taobao",
     ),
     "sender": (
-        "dmhub_adapter.sender.handler",
+        "dmhub_adapter.sender.bootstrap",
         "aws_lambda_powertools.logging",
         "aws_lambda_powertools.metrics",
         "aws_lambda_powertools.utilities.batch",

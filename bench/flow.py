@@ -60,8 +60,7 @@ def stack(latency: float = 0.0) -> Iterator[tuple[Any, Any]]:
     import boto3
 
     from bench.common import RemoteEmulator
-    from dmhub_adapter.dmhub.token import clear_credentials_cache
-    from dmhub_adapter.sender import handler
+    from dmhub_adapter.secrets import clear_credentials_cache
     from dmhub_adapter_tools.local.accounts import load_accounts
     from dmhub_adapter_tools.local.resources import put_accounts
 
@@ -71,11 +70,9 @@ def stack(latency: float = 0.0) -> Iterator[tuple[Any, Any]]:
         put_accounts(boto3.session.Session(), aws.resources.secrets_prefix,
                      {"appId": dmhub.app_id, "secret": dmhub.secret}, accounts.accounts)
         clear_credentials_cache()
-        handler.reset_runtime()
         try:
             yield aws, dmhub
         finally:
-            handler.reset_runtime()
             clear_credentials_cache()
 
 
@@ -92,9 +89,9 @@ def _queued(n: int, identity: int, run: str) -> dict[str, Any]:
 
 
 def _claim(bodies: list[dict[str, Any]], table: str) -> None:
-    from dmhub_adapter.store.claims import ClaimStore
+    from dmhub_adapter.store.claims import ClaimTable
 
-    claims = ClaimStore(table)
+    claims = ClaimTable(table)
     for body in bodies:
         claim = claims.claim(body["claim_key"])
         if claim.acquired and claim.lease is not None:
@@ -111,15 +108,15 @@ def sender_throughput(concurrency: int, *, batches: int = 10, batch_size: int = 
     lock: moto_server serialises its requests, so ten parallel writes queue there, which
     says more about moto than about the sender."""
     from dmhub_adapter.sender.events import sqs_event
-    from dmhub_adapter.store.claims import ClaimStore
+    from dmhub_adapter.store.claims import ClaimTable
 
     os.environ["SENDER_CONCURRENCY"] = str(concurrency)
-    original_mark = ClaimStore.mark_delivered
+    original_mark = ClaimTable.mark_delivered
     if claim_write_seconds is not None:
-        def mark_delivered(self: ClaimStore, key: str, dmhub_id: int | str | None) -> None:
+        def mark_delivered(self: ClaimTable, key: str, dmhub_id: int | str | None) -> None:
             time.sleep(claim_write_seconds)
 
-        ClaimStore.mark_delivered = mark_delivered  # type: ignore[method-assign]
+        ClaimTable.mark_delivered = mark_delivered  # type: ignore[method-assign]
     try:
         with stack(latency) as (aws, dmhub):
             sender = load_handler("sender")
@@ -144,7 +141,7 @@ def sender_throughput(concurrency: int, *, batches: int = 10, batch_size: int = 
             assert created == batch_size * (batches + 1), created
             return Throughput(concurrency, batch_size, batches * batch_size, seconds, calls)
     finally:
-        ClaimStore.mark_delivered = original_mark  # type: ignore[method-assign]
+        ClaimTable.mark_delivered = original_mark  # type: ignore[method-assign]
         os.environ.pop("SENDER_CONCURRENCY", None)
 
 

@@ -118,7 +118,7 @@ def local_stack(ready_file: str | None, verbose: bool = False) -> Iterator[dict[
     with tempfile.TemporaryDirectory() as tmp:
         ready = Path(ready_file or Path(tmp) / "ready.json")
         log = open(Path(tmp) / "dev.log", "wb")  # noqa: SIM115  (closed below)
-        command = [sys.executable, "-c", "import sys; from dmhub_adapter_tools.cli import main; sys.exit(main())", "dev",
+        command = [sys.executable, "-m", "dmhub_adapter_tools.cli", "dev",
                    "--port", "0", "--ready-file", str(ready), "--poll-wait", "1", "--visibility-timeout", "2",
                    "--max-receive-count", "10"]
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,

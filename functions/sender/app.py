@@ -1,10 +1,18 @@
 """SenderFunction: SQS batches → DM Hub CustomerEvents, with partial batch responses.
 
-Everything lives in :mod:`dmhub_adapter.sender.handler`; importing it here runs during the
-Lambda init phase, and its clients are built on the first invocation and reused after."""
+This module only adapts the event: the settings are read at import (the INIT phase; a
+missing variable fails the cold start with its name) and the function object is assembled
+from them; its sender is built on the first batch (see :mod:`dmhub_adapter.sender.bootstrap`).
+"""
 
 from __future__ import annotations
 
-from dmhub_adapter.sender.handler import lambda_handler
+from dmhub_adapter.observability import Telemetry
+from dmhub_adapter.sender.bootstrap import SenderFunction
+from dmhub_adapter.settings import SenderSettings
 
-__all__ = ["lambda_handler"]
+settings = SenderSettings.from_env()
+telemetry = Telemetry(settings.observability)
+function = SenderFunction(settings, telemetry)
+
+lambda_handler = telemetry.wrap(function.handle)

@@ -28,7 +28,7 @@ def dev_command(*args: str) -> list[str]:
     script = Path(sys.executable).with_name("dmhub-adapter")
     if script.exists():
         return [str(script), "dev", *args]
-    return [sys.executable, "-c", "import sys; from dmhub_adapter_tools.cli import main; sys.exit(main())", "dev", *args]
+    return [sys.executable, "-m", "dmhub_adapter_tools.cli", "dev", *args]
 
 
 def pid_alive(pid: int) -> bool:

@@ -15,10 +15,9 @@ import boto3
 import pytest
 
 from dmhub_adapter import aws as aws_clients
-from dmhub_adapter.dmhub.token import clear_credentials_cache
-from dmhub_adapter.sender import handler as sender_module
+from dmhub_adapter.secrets import clear_credentials_cache
 from dmhub_adapter.sender.events import sqs_event_from_messages
-from dmhub_adapter.store.claims import ClaimStore, claim_key
+from dmhub_adapter.store.claims import ClaimTable, claim_key
 from dmhub_adapter_tools.emulator.server import EmulatorServer
 from dmhub_adapter_tools.local.accounts import load_accounts
 from dmhub_adapter_tools.local.apigw_event import make_event
@@ -26,6 +25,7 @@ from dmhub_adapter_tools.local.context import LambdaContext, new_context
 from dmhub_adapter_tools.local.handlers import load_handler
 from dmhub_adapter_tools.local.resources import StackResources, put_accounts
 from dmhub_adapter_tools.local.samples import SampleRequest, build_sample
+from tests.sender_app import handler as sender_module
 
 FUNCTIONS = Path(__file__).resolve().parents[2] / "functions"
 WECHAT_SECRET = {"token": "pamtest", "encodingAesKey": "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
@@ -56,7 +56,7 @@ class Flow:
     ingest: Callable[[dict[str, Any], Any], Any]
     sender: Callable[[dict[str, Any], Any], Any]
     sqs: Any
-    claims: ClaimStore
+    claims: ClaimTable
     responses: list[dict[str, Any]] = field(default_factory=list)
 
     # -- ingest ------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def flow(aws: StackResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flow]
         sender_module.reset_runtime()
         aws_clients.reset_clients()
         ingest = load_handler(FUNCTIONS, "ingest")
-        sender = load_handler(FUNCTIONS, "sender")
-        yield Flow(aws, dmhub, ingest, sender, session.client("sqs"), ClaimStore(aws.table, session.client("dynamodb")))
+        sender = sender_module.lambda_handler  # loads functions/sender/app.py afresh after each reset
+        yield Flow(aws, dmhub, ingest, sender, session.client("sqs"), ClaimTable(aws.table, session.client("dynamodb")))
         sender_module.reset_runtime()
         clear_credentials_cache()

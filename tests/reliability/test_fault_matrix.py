@@ -17,9 +17,10 @@ import pytest
 from botocore.exceptions import ClientError
 
 from dmhub_adapter import aws as aws_clients
-from dmhub_adapter.sender import handler as sender_module
 from dmhub_adapter_tools.cli import main as cli_main
-from tests.reliability.conftest import Crash, Flow, taobao_external_id, taobao_paid
+from dmhub_adapter_tools.local.handlers import load_handler
+from tests.reliability.conftest import FUNCTIONS, Crash, Flow, taobao_external_id, taobao_paid
+from tests.sender_app import handler as sender_module
 
 _tids = itertools.count(3_900_000_000_000_000_001)
 
@@ -57,12 +58,13 @@ def deliver_and_check(flow: Flow, tid: int) -> None:
 
 def test_claim_write_failure_answers_503_then_the_retry_delivers_once(flow: Flow, fault: Any) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    fault(dynamodb, "put_item", failing_first(dynamodb.put_item, throttled("PutItem"), times=10))
+    # a claim is one conditional UpdateItem (the lease primitive)
+    fault(dynamodb, "update_item", failing_first(dynamodb.update_item, throttled("UpdateItem"), times=10))
     sample = taobao_paid(tid := new_tid())
     assert flow.post(sample) == 503
     assert flow.receive() == []  # nothing was enqueued
     mock.patch.stopall()
-    fault(dynamodb, "put_item", dynamodb.put_item)  # keep the fixture's bookkeeping simple
+    fault(dynamodb, "update_item", dynamodb.update_item)  # keep the fixture's bookkeeping simple
     assert flow.post(sample) == 200
     deliver_and_check(flow, tid)
 
@@ -94,8 +96,16 @@ def test_crash_after_enqueue_then_redelivery_after_the_lease_delivers_once(
     flow: Flow, fault: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CLAIM_LEASE_SECONDS", "1")
+    flow.ingest = load_handler(FUNCTIONS, "ingest")  # settings are read when the function loads
     dynamodb = aws_clients.client("dynamodb")
-    crash = fault(dynamodb, "update_item", failing_first(dynamodb.update_item, Crash(), times=1))
+    real_update = dynamodb.update_item
+
+    def crash_on_mark(**kwargs: Any) -> Any:  # the claim (also an UpdateItem) goes through
+        if ":queued" in kwargs["ExpressionAttributeValues"]:
+            raise Crash()
+        return real_update(**kwargs)
+
+    crash = fault(dynamodb, "update_item", crash_on_mark)
     sample = taobao_paid(tid := new_tid())
     with pytest.raises(Crash):
         flow.post(sample)

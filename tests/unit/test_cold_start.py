@@ -4,6 +4,7 @@ botocore only, and mapping files that load without per-value signature parsing."
 from __future__ import annotations
 
 import importlib.util
+import os
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
@@ -60,7 +61,26 @@ def test_reset_forgets_the_session_so_a_new_endpoint_is_used(
     assert after.meta.endpoint_url == "http://127.0.0.1:9"
 
 
+STACK_ENV = {
+    "IDEMPOTENCY_TABLE": "table",
+    "EVENT_QUEUE_URL": "https://sqs.local/events",
+    "UNMAPPED_QUEUE_URL": "https://sqs.local/unmapped",
+    "DEAD_LETTER_QUEUE_URL": "https://sqs.local/dlq",
+}
+
+
+def _load_app(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"{name}_app_{uuid.uuid4().hex}",
+                                                  ROOT / "functions" / name / "app.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _load_ingest_app() -> ModuleType:
+    for name, value in STACK_ENV.items():
+        os.environ.setdefault(name, value)
     spec = importlib.util.spec_from_file_location(f"ingest_app_{uuid.uuid4().hex}",
                                                   ROOT / "functions" / "ingest" / "app.py")
     assert spec is not None and spec.loader is not None
@@ -92,8 +112,7 @@ def test_tracing_on_patches_botocore_only(monkeypatch: pytest.MonkeyPatch) -> No
 
     app = _load_ingest_app()
 
-    assert _RecordingTracer.built == [{"patch_modules": ("botocore",)}]
-    assert app.lambda_handler is not app._handle
+    assert _RecordingTracer.built == [{"service": app.settings.observability.service, "patch_modules": ("botocore",)}]
     assert app.lambda_handler.capture_response is False
 
 
@@ -106,7 +125,34 @@ def test_tracing_off_builds_no_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
 
     app = _load_ingest_app()
 
-    assert _RecordingTracer.built == [] and app.lambda_handler is app._handle
+    assert _RecordingTracer.built == [] and not hasattr(app.lambda_handler, "capture_response")
+
+
+@pytest.mark.parametrize(
+    ("function", "missing", "bad"),
+    [
+        ("ingest", "EVENT_QUEUE_URL", None),
+        ("ingest", "UNMAPPED_QUEUE_URL", None),
+        ("ingest", None, ("CLAIM_WAIT_MS", "soon")),
+        ("sender", "DEAD_LETTER_QUEUE_URL", None),
+        ("sender", None, ("DMHUB_READ_TIMEOUT", "-1")),
+        ("sender", None, ("DMHUB_BASE_URL", "ftp://dmhub")),
+    ],
+)
+def test_a_missing_or_malformed_variable_fails_the_cold_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch, function: str, missing: str | None, bad: tuple[str, str] | None
+) -> None:
+    from dmhub_adapter.settings import SettingsError
+
+    for name, value in STACK_ENV.items():
+        monkeypatch.setenv(name, value)
+    if missing:
+        monkeypatch.delenv(missing)
+    if bad:
+        monkeypatch.setenv(*bad)
+    named = missing or (bad[0] if bad else "")
+    with pytest.raises(SettingsError, match=named):
+        _load_app(function)
 
 
 def test_private_lists_of_parsed_values_are_fresh_per_value() -> None:

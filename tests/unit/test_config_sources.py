@@ -168,9 +168,9 @@ def test_youzan_test_messages_memo_updates_and_missing_identity() -> None:
 def test_youzan_reply_dialect() -> None:
     youzan = adapter("youzan")
     request = sample_request("youzan-trade-paid.json")
-    from dmhub_adapter.sources.base import Outcome
+    from dmhub_adapter.sources.base import IngestOutcome
 
-    assert json.loads(youzan.reply(request, Outcome(enqueued=1)).body) == {"code": 0, "msg": "success"}
+    assert json.loads(youzan.reply(request, IngestOutcome(enqueued=1)).body) == {"code": 0, "msg": "success"}
     refused = youzan.error_reply(request, Unauthorized("signature does not match"))
     assert refused.status == 401
     assert json.loads(refused.body) == {"code": 401, "msg": "signature does not match"}
@@ -276,7 +276,7 @@ def test_a_fourth_provider_needs_only_a_yaml_file(tmp_path: Path, monkeypatch: p
     assert cli_main(["check-config", str(tmp_path)]) == 0
     assert "acme-shop.yaml: ok" in capsys.readouterr().out
 
-    acme = source_for("acme-shop")
+    acme = source_for("acme-shop", str(tmp_path))
     assert acme is not None
     body = json.dumps({"event": "purchase", "order": "A-1", "at": "2024-05-01T10:00:00+08:00",
                        "member": {"id": 7}, "total": "12.5"}).encode()
@@ -295,9 +295,9 @@ def test_a_fourth_provider_needs_only_a_yaml_file(tmp_path: Path, monkeypatch: p
     assert mapped.event.to_request() == {"event": "c_acme_purchase", "date": "2024-05-01T02:00:00Z",
                                          "externalId": "acme|A-1", "amount": "12.50"}
     assert mapped.identity is not None and (mapped.identity.type, mapped.identity.value) == ("acme-member", "7")
-    from dmhub_adapter.sources.base import Outcome
+    from dmhub_adapter.sources.base import IngestOutcome
 
-    assert acme.reply(request, Outcome(enqueued=1)).body == "OK 1"
+    assert acme.reply(request, IngestOutcome(enqueued=1)).body == "OK 1"
 
     wrong = request_from_event({**event, "headers": {**headers, "x-acme-signature": "sha1=" + "A" * 28}})
     with pytest.raises(Unauthorized):

@@ -16,16 +16,15 @@ from dmhub_adapter.dmhub.client import (
     StaticToken,
     classify,
     redact,
-    request_deadline,
 )
 from dmhub_adapter.dmhub.errors import (
     CredentialsError,
+    DmhubValidationError,
     HttpError,
     RateLimited,
     TokenError,
     TransportError,
     UnexpectedResponse,
-    ValidationError,
 )
 from dmhub_adapter.model.customer_event import CustomerEvent
 
@@ -60,10 +59,10 @@ class Renewing:
         self.current = "tok-1"
         self.renewed: list[str] = []
 
-    def get(self) -> str:
+    def get(self, *, deadline: float | None = None) -> str:
         return self.current
 
-    def renew(self, rejected: str) -> str:
+    def renew(self, rejected: str, *, deadline: float | None = None) -> str:
         self.renewed.append(rejected)
         self.current = "tok-2"
         return self.current
@@ -87,7 +86,7 @@ def test_http_200_with_error_object_is_a_permanent_validation_error_with_field_e
             "fieldErrors": [{"fieldName": "event", "message": "unknown event type"}],
         }
     }
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(DmhubValidationError) as info:
         classify(answer(200, body), "create event")
     error = info.value
     assert not error.retryable
@@ -314,11 +313,10 @@ def test_deadline_clamps_timeouts_and_refuses_calls_after_it() -> None:
         return answer(200, [])
 
     client = client_for(handler)
-    with request_deadline(time.monotonic() + 1.0):
-        client.lookup_identity("wechat", "o1")
+    client.lookup_identity("wechat", "o1", deadline=time.monotonic() + 1.0)
     assert timeouts[0]["read"] <= 1.0
-    with request_deadline(time.monotonic() - 1), pytest.raises(TransportError):
-        client.lookup_identity("wechat", "o1")
+    with pytest.raises(TransportError):
+        client.lookup_identity("wechat", "o1", deadline=time.monotonic() - 1)
     assert len(timeouts) == 1
 
 

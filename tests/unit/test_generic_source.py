@@ -12,10 +12,11 @@ import pytest
 import yaml
 
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, Unavailable
-from dmhub_adapter.mapping.config import MappingConfigError, parse_mapping
+from dmhub_adapter.mapping.config import MappingConfigError
 from dmhub_adapter.mapping.engine import map_payload
-from dmhub_adapter.sources.base import Account, Outcome
+from dmhub_adapter.sources.base import Account, IngestOutcome
 from dmhub_adapter.sources.generic import GenericSource, build
+from dmhub_adapter.sources.registry import parse_source_mapping
 from dmhub_adapter.webhook import WebhookRequest
 from dmhub_adapter_tools.cli import main as cli_main
 
@@ -36,7 +37,7 @@ def make_source(**blocks: Any) -> GenericSource:
     data: dict[str, Any] = {"source": "demo", "adapter": "generic", "rules": RULES,
                             "verification": {"scheme": "none"}, **blocks}
     data = {k: v for k, v in data.items() if v is not None}
-    return build(parse_mapping(yaml.safe_dump(data, allow_unicode=True), "<demo>"))
+    return build(parse_source_mapping(yaml.safe_dump(data, allow_unicode=True), "<demo>"))
 
 
 def request(body: bytes, headers: dict[str, str] | None = None, *, method: str = "POST",
@@ -225,7 +226,7 @@ def test_handshake_echo() -> None:
 
 def test_default_replies_are_json() -> None:
     source = make_source()
-    ok = source.reply(request(b""), Outcome(enqueued=2, duplicates=1))
+    ok = source.reply(request(b""), IngestOutcome(enqueued=2, duplicates=1))
     assert (ok.status, json.loads(ok.body)) == (200, {"success": True, "enqueued": 2, "duplicates": 1})
     refused = source.error_reply(request(b""), Unauthorized("signature does not match"))
     assert refused.status == 401
@@ -238,7 +239,7 @@ def test_reply_templates_for_success_every_error_and_one_kind() -> None:
         "error": {"body": '{"code":{status},"msg":"{message}","id":"{requestId}"}'},
         "errors": {"payload_too_large": {"status": 200, "contentType": "text/plain", "body": "too big: {message}"}},
     })
-    ok = source.reply(request(b""), Outcome(enqueued=3))
+    ok = source.reply(request(b""), IngestOutcome(enqueued=3))
     assert (ok.status, ok.content_type, json.loads(ok.body)) == (200, "application/json",
                                                                  {"code": 0, "msg": "success", "n": 3})
     refused = source.error_reply(request(b""), Unauthorized('bad "sig"\n'))

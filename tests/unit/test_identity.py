@@ -16,6 +16,7 @@ from dmhub_adapter.dmhub.client import DmhubClient, StaticToken
 from dmhub_adapter.dmhub.errors import HttpError, IdentityNotFound
 from dmhub_adapter.dmhub.identity import IdentityResolver, identity_key
 from dmhub_adapter.model.customer_event import Identity
+from dmhub_adapter.store.identities import IdentityTable
 from dmhub_adapter_tools.local.resources import create_stack
 
 
@@ -60,7 +61,8 @@ def env() -> Iterator[tuple[Any, str, FakeDmhub, DmhubClient]]:
 
 def resolver(env: tuple[Any, str, FakeDmhub, DmhubClient], **kwargs: Any) -> IdentityResolver:
     ddb, table, _, client = env
-    return IdentityResolver(client, table=table, client=ddb, **kwargs)
+    store = IdentityTable(table, ddb, **{k: kwargs.pop(k) for k in ("clock",) if k in kwargs})
+    return IdentityResolver(client, store=store, **kwargs)
 
 
 WECHAT = Identity(type="wechat", value="o-abc", name="Ann")

@@ -8,7 +8,8 @@ from collections.abc import Iterator
 import pytest
 from aws_lambda_powertools import Metrics
 
-from dmhub_adapter.ingest.metrics import Metric, PowertoolsMetrics, RecordingMetrics
+from dmhub_adapter.ingest.metrics import Metric
+from dmhub_adapter.observability import PowertoolsMetrics, RecordingMetrics
 
 
 @pytest.fixture

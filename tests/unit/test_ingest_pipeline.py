@@ -10,11 +10,12 @@ import pytest
 from dmhub_adapter.errors import NotFound
 from dmhub_adapter.ingest import unmapped
 from dmhub_adapter.ingest.handoff import HandoffResult
-from dmhub_adapter.ingest.metrics import RecordingMetrics
 from dmhub_adapter.ingest.pipeline import IngestPipeline
+from dmhub_adapter.ingest.unmapped import UnmappedQueue
 from dmhub_adapter.mapping.config import parse_mapping
 from dmhub_adapter.model.customer_event import QueuedEvent
-from dmhub_adapter.settings import Settings
+from dmhub_adapter.observability import RecordingMetrics
+from dmhub_adapter.settings import IngestSettings
 from dmhub_adapter.sources.base import Inbound, MessageRejection
 from dmhub_adapter.sources.generic import GenericSource
 from dmhub_adapter.webhook import WebhookRequest
@@ -62,9 +63,10 @@ class FakeHandoff:
 def pipeline(handoff: FakeHandoff | None = None, **settings: Any) -> tuple[IngestPipeline, FakeSecrets, FakeHandoff]:
     secrets, handoff = FakeSecrets(), handoff or FakeHandoff()
     built = IngestPipeline(
-        Settings(unmapped_queue_url="unmapped", **settings),
+        IngestSettings(idempotency_table="t", event_queue_url="events", unmapped_queue_url="unmapped", **settings),
         secrets=secrets,  # type: ignore[arg-type]
-        handoff=handoff,  # type: ignore[arg-type]
+        handoff=lambda: handoff,  # type: ignore[arg-type,return-value]
+        unmapped=lambda: UnmappedQueue("unmapped", None),  # type: ignore[arg-type]
         source_lookup=lambda name: SOURCE if name == "acme" else None,
     )
     return built, secrets, handoff
@@ -161,7 +163,14 @@ def test_an_unexpected_error_is_a_generic_503() -> None:
     def broken(name: str) -> Any:
         raise ZeroDivisionError("secret internals")
 
-    ingest = IngestPipeline(Settings(), source_lookup=broken)
+    settings = IngestSettings(idempotency_table="t", event_queue_url="events", unmapped_queue_url="unmapped")
+    ingest = IngestPipeline(
+        settings,
+        secrets=FakeSecrets(),  # type: ignore[arg-type]
+        handoff=FakeHandoff,  # type: ignore[arg-type]
+        unmapped=lambda: UnmappedQueue("unmapped", None),  # type: ignore[arg-type]
+        source_lookup=broken,
+    )
     metrics = RecordingMetrics()
 
     response = ingest.handle(post(order("o1")), metrics=metrics)

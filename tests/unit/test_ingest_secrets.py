@@ -10,7 +10,7 @@ from botocore.exceptions import ClientError
 
 from dmhub_adapter.errors import NotFound
 from dmhub_adapter.ingest.errors import DependencyUnavailable
-from dmhub_adapter.ingest.secrets import SecretStore
+from dmhub_adapter.secrets import SecretStore
 
 
 class FakeSecretsClient:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from dmhub_adapter.mapping import MappingConfigError, json_schema, load_mapping, parse_mapping
+from dmhub_adapter.mapping import MappingConfigError, json_schema, load_mapping
+from dmhub_adapter.sources.registry import parse_source_mapping
 from dmhub_adapter_tools.cli import main
 
 GOOD = """
@@ -30,12 +31,12 @@ def config(name: str = "demo", event: str = "c_follow", convert: str = "unix_sec
 
 def problems(text: str, file: str = "<demo>") -> str:
     with pytest.raises(MappingConfigError) as info:
-        parse_mapping(text, file)
+        parse_source_mapping(text, file)
     return str(info.value)
 
 
 def test_a_good_config_loads() -> None:
-    assert parse_mapping(config(), "<demo>").rules[0].name == "follow"
+    assert parse_source_mapping(config(), "<demo>").rules[0].name == "follow"
 
 
 def test_invalid_yaml() -> None:
@@ -62,7 +63,7 @@ def test_event_type_of_33_characters() -> None:
 
 
 def test_event_type_of_32_characters_is_fine() -> None:
-    parse_mapping(config(event="c_" + "a" * 30), "<demo>")
+    parse_source_mapping(config(event="c_" + "a" * 30), "<demo>")
 
 
 def test_sixth_custom_attribute() -> None:
@@ -70,7 +71,7 @@ def test_sixth_custom_attribute() -> None:
     text = problems(config(attributes=six))
     assert "rule 'follow'" in text and "6 custom attributes" in text
     five = "{" + ", ".join(f"a{i}: x" for i in range(5)) + "}"
-    parse_mapping(config(attributes=five), "<demo>")
+    parse_source_mapping(config(attributes=five), "<demo>")
 
 
 def test_custom_attributes_need_a_custom_event_type() -> None:
@@ -102,11 +103,11 @@ def test_unknown_adapter_and_file_name_mismatch() -> None:
 
 def test_mappings_dir_overrides_packaged(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "demo.yaml").write_text(config(), encoding="utf-8")
-    monkeypatch.setenv("MAPPINGS_DIR", str(tmp_path))
-    mapping = load_mapping("demo")
+    mapping = load_mapping("demo", str(tmp_path))
     assert mapping is not None and mapping.source == "demo"
-    assert load_mapping("../etc/passwd") is None
-    assert load_mapping("nothing-here") is None
+    assert load_mapping("demo") is None  # only where it was asked for
+    assert load_mapping("../etc/passwd", str(tmp_path)) is None
+    assert load_mapping("nothing-here", str(tmp_path)) is None
 
 
 def test_check_config_cli_reports_file_rule_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,7 +24,8 @@ from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.sender.core import RetryLater, Sender, parse_body
 from dmhub_adapter.sender.events import sqs_event
 from dmhub_adapter.sender.retry import RetryPolicy
-from dmhub_adapter.store.claims import ClaimStore, claim_key
+from dmhub_adapter.store.claims import ClaimTable, claim_key
+from dmhub_adapter.store.identities import IdentityTable
 from dmhub_adapter_tools.local.resources import create_stack
 
 
@@ -88,7 +89,7 @@ class FakeDmhub:
 class Env:
     sender: Sender
     fake: FakeDmhub
-    claims: ClaimStore
+    claims: ClaimTable
     sqs: Any
     dlq: str
     sleeps: list[float]
@@ -106,11 +107,11 @@ def env() -> Iterator[Env]:
         stack = create_stack(session)
         ddb, sqs = session.client("dynamodb"), session.client("sqs")
         client = DmhubClient("https://dmhub.test", token_source=StaticToken("t"), transport=httpx.MockTransport(fake))
-        claims = ClaimStore(stack.table, ddb)
+        claims = ClaimTable(stack.table, ddb)
         sleeps: list[float] = []
         sender = Sender(
             dmhub=client,
-            resolver=IdentityResolver(client, table=stack.table, client=ddb),
+            resolver=IdentityResolver(client, store=IdentityTable(stack.table, ddb)),
             claims=claims,
             dead_letter_queue_url=stack.dead_letter_queue_url,
             sqs=sqs,

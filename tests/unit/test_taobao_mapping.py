@@ -16,10 +16,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dmhub_adapter.apigw import request_from_event
-from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, load_mapping, mapping_path, parse_mapping
+from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, load_mapping, mapping_path
 from dmhub_adapter.mapping.engine import map_payload
 from dmhub_adapter.model.customer_event import EVENT_MAX
 from dmhub_adapter.sources.base import Account
+from dmhub_adapter.sources.registry import parse_source_mapping
 from dmhub_adapter.sources.taobao import build, check_config
 from dmhub_adapter_tools import cli
 from dmhub_adapter_tools.dryrun import dry_run
@@ -227,7 +228,7 @@ def test_packaged_config_is_clean(mapping: MappingFile) -> None:
 def test_check_config_names_the_problem(old: str, new: str, problem: str) -> None:
     assert old in _yaml()
     with pytest.raises(MappingConfigError) as caught:
-        parse_mapping(_yaml().replace(old, new), "<taobao>")
+        parse_source_mapping(_yaml().replace(old, new), "<taobao>")
     assert problem in str(caught.value)
 
 

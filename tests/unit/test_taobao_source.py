@@ -18,9 +18,9 @@ from dmhub_adapter.errors import (
     Unavailable,
     WebhookError,
 )
-from dmhub_adapter.mapping.config import MappingFile, load_mapping, parse_mapping
-from dmhub_adapter.sources.base import Account, MessageRejection, Outcome
-from dmhub_adapter.sources.registry import source_for
+from dmhub_adapter.mapping.config import MappingFile, load_mapping
+from dmhub_adapter.sources.base import Account, IngestOutcome, MessageRejection
+from dmhub_adapter.sources.registry import parse_source_mapping, source_for
 from dmhub_adapter.sources.taobao import TaobaoSource, build, format_timestamp, signed_request
 from dmhub_adapter.webhook import WebhookRequest
 
@@ -180,7 +180,7 @@ def test_timestamp_window_is_configurable(account: Account) -> None:
     text = (_mapping().model_dump_json(by_alias=True, exclude_none=True))
     data = json.loads(text)
     data["verification"] = {"timestamp_tolerance_seconds": 60}
-    strict = TaobaoSource(parse_mapping(json.dumps(data), "<test>"))
+    strict = TaobaoSource(parse_source_mapping(json.dumps(data), "<test>"))
     body = _body(_message())
     assert strict.receive(_request(body, received_at=NOW + 59), account).messages
     with pytest.raises(Unauthorized):
@@ -190,7 +190,7 @@ def test_timestamp_window_is_configurable(account: Account) -> None:
 def test_sign_methods_can_be_restricted(account: Account) -> None:
     data = json.loads(_mapping().model_dump_json(by_alias=True, exclude_none=True))
     data["verification"] = {"sign_methods": ["hmac-sha256"]}
-    strict = TaobaoSource(parse_mapping(json.dumps(data), "<test>"))
+    strict = TaobaoSource(parse_source_mapping(json.dumps(data), "<test>"))
     body = _body(_message())
     assert strict.receive(_request(body, method="hmac-sha256"), account).messages
     with pytest.raises(Unauthorized, match="not accepted"):
@@ -344,14 +344,14 @@ def test_parse_unverified_needs_no_signature(source: TaobaoSource) -> None:
 
 
 def test_success_reply(source: TaobaoSource) -> None:
-    response = source.reply(_request(b"{}"), Outcome(enqueued=1, skipped=1, unmapped=1))
+    response = source.reply(_request(b"{}"), IngestOutcome(enqueued=1, skipped=1, unmapped=1))
     assert response.status == 200
     assert json.loads(response.body) == {"success": True}
     assert response.content_type == "application/json"
 
 
 def test_partial_batch_reply_names_the_rejected_and_says_the_rest_went_through(source: TaobaoSource) -> None:
-    outcome = Outcome(enqueued=2, duplicates=1, rejected=[MessageRejection(1, "field 'topic' is missing")])
+    outcome = IngestOutcome(enqueued=2, duplicates=1, rejected=[MessageRejection(1, "field 'topic' is missing")])
     response = source.reply(_request(b"{}"), outcome)
     body = json.loads(response.body)
     assert response.status == 400

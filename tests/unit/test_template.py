@@ -324,8 +324,8 @@ def test_ingest_permissions(resources: dict[str, Any]) -> None:
 
 def test_ingest_cannot_read_the_dmhub_token_or_identity_cache(resources: dict[str, Any]) -> None:
     from dmhub_adapter.dmhub.identity import identity_key
-    from dmhub_adapter.dmhub.token import token_key
     from dmhub_adapter.model import Identity
+    from dmhub_adapter.store.tokens import token_key
 
     _, role = role_of(resources, "IngestFunction")
     (deny,) = denied(role, "dynamodb:GetItem")

@@ -15,11 +15,9 @@ from dmhub_adapter.dmhub.client import TokenGrant
 from dmhub_adapter.dmhub.errors import CredentialsError, TokenError, TransportError
 from dmhub_adapter.dmhub.token import (
     SharedToken,
-    StoredToken,
-    clear_credentials_cache,
-    load_credentials,
-    token_key,
 )
+from dmhub_adapter.secrets import clear_credentials_cache, load_credentials
+from dmhub_adapter.store.tokens import StoredToken, TokenTable, token_key
 from dmhub_adapter_tools.local.resources import create_stack
 
 APP = "demo-app"
@@ -57,7 +55,7 @@ def ddb() -> Iterator[tuple[Any, str]]:
 
 def shared(ddb: tuple[Any, str], clock: Clock, fetcher: Fetcher, **kwargs: Any) -> SharedToken:
     client, table = ddb
-    return SharedToken(table=table, app_id=APP, fetch=fetcher, client=client, clock=clock, **kwargs)
+    return SharedToken(store=TokenTable(table, client, app_id=APP), fetch=fetcher, clock=clock, **kwargs)
 
 
 def item(ddb: tuple[Any, str]) -> dict[str, Any]:
@@ -209,6 +207,6 @@ def test_credentials_from_secrets_manager_and_environment(monkeypatch: pytest.Mo
             load_credentials("p/none", client=sm)
         monkeypatch.setenv("DMHUB_APP_ID", "env-app")
         monkeypatch.setenv("DMHUB_SECRET", "env-secret")
-        assert load_credentials("p/none", client=sm, use_env=True).app_id == "env-app"
-        assert load_credentials("p/dmhub", client=sm).app_id == "a"  # env only when asked
+        # the runtime reads Secrets Manager only; the environment override is the CLI's
+        assert load_credentials("p/dmhub", client=sm).app_id == "a"
     clear_credentials_cache()

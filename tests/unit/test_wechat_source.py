@@ -23,9 +23,9 @@ from dmhub_adapter.errors import (
     Unavailable,
     WebhookError,
 )
-from dmhub_adapter.mapping.config import MappingConfigError, mapping_path, parse_mapping
-from dmhub_adapter.sources.base import Account, Outcome
-from dmhub_adapter.sources.registry import source_for
+from dmhub_adapter.mapping.config import MappingConfigError, mapping_path
+from dmhub_adapter.sources.base import Account, IngestOutcome
+from dmhub_adapter.sources.registry import parse_source_mapping, source_for
 from dmhub_adapter.sources.wechat import (
     WeChatSource,
     build,
@@ -226,7 +226,7 @@ def test_timestamp_tolerance_from_the_secret(source: WeChatSource) -> None:
 
 def test_timestamp_tolerance_from_mapping_options() -> None:
     text = _wechat_yaml().read_text(encoding="utf-8")
-    mapping = parse_mapping(text.replace("timestamp_tolerance_seconds: 300", "timestamp_tolerance_seconds: 10"),
+    mapping = parse_source_mapping(text.replace("timestamp_tolerance_seconds: 300", "timestamp_tolerance_seconds: 10"),
                             "<test>")
     strict = build(mapping)
     req = signed()
@@ -287,12 +287,12 @@ def test_a_keyed_account_refuses_plaintext_by_default(source: WeChatSource) -> N
 
 def test_require_encryption_from_mapping_options() -> None:
     text = _wechat_yaml().read_text(encoding="utf-8").replace("options:\n", "options:\n  require_encryption: true\n")
-    strict = build(parse_mapping(text, "<test>"))
+    strict = build(parse_source_mapping(text, "<test>"))
     with pytest.raises(Forbidden):
         strict.receive(signed(mode="plain"), account(strict, {"token": "pamtest"}))
     # the secret wins over the mapping default
     assert strict.receive(signed(mode="plain"), account(strict, requireEncryption=False)).messages
-    lax = build(parse_mapping(text.replace("require_encryption: true", "require_encryption: false"), "<test>"))
+    lax = build(parse_source_mapping(text.replace("require_encryption: true", "require_encryption: false"), "<test>"))
     assert lax.receive(signed(mode="plain"), account(lax)).messages
 
 
@@ -487,9 +487,10 @@ def test_parse_unverified_refuses_a_get(source: WeChatSource) -> None:
 
 
 @pytest.mark.parametrize(
-    "outcome", [Outcome(enqueued=1), Outcome(skipped=1), Outcome(unmapped=1), Outcome(duplicates=1)]
+    "outcome",
+    [IngestOutcome(enqueued=1), IngestOutcome(skipped=1), IngestOutcome(unmapped=1), IngestOutcome(duplicates=1)],
 )
-def test_reply_is_success(source: WeChatSource, outcome: Outcome) -> None:
+def test_reply_is_success(source: WeChatSource, outcome: IngestOutcome) -> None:
     response = source.reply(signed(), outcome)
     assert (response.status, response.body) == (200, "success")
     assert response.content_type.startswith("text/plain")
@@ -561,4 +562,4 @@ def test_check_config_problems(change: tuple[str, str], problem: str) -> None:
     text = _wechat_yaml().read_text(encoding="utf-8")
     assert change[0] in text
     with pytest.raises(MappingConfigError, match=problem):
-        parse_mapping(text.replace(*change, 1), "<test>")
+        parse_source_mapping(text.replace(*change, 1), "<test>")

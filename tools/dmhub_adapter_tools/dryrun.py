@@ -42,15 +42,17 @@ def _request(source: str, account: str, data: bytes) -> WebhookRequest:
 
 def dry_run(source: str, data: bytes, *, account: str = "demo", accounts_file: str | None = None
             ) -> list[dict[str, Any]]:
+    from dmhub_adapter.settings import Settings
     from dmhub_adapter.sources.registry import source_for
     from dmhub_adapter_tools.local.accounts import load_accounts
 
+    mappings_dir = Settings.from_env().mappings_dir
     try:
-        adapter = source_for(source)
+        adapter = source_for(source, mappings_dir)
     except MappingConfigError as exc:
         raise DryRunError(f"the mapping config of {source!r} is invalid: {exc}") from exc
     if adapter is None:
-        raise DryRunError(f"unknown source {source!r}; known: {', '.join(available_sources()) or 'none'}")
+        raise DryRunError(f"unknown source {source!r}; known: {', '.join(available_sources(mappings_dir)) or 'none'}")
     try:
         secret = load_accounts(accounts_file).secret(source, account)
     except (OSError, ValueError) as exc:

@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dmhub_adapter.errors import NotFound, WebhookError
-from dmhub_adapter.ingest.metrics import MetricsSink
+from dmhub_adapter.ingest.bootstrap import build_pipeline
 from dmhub_adapter.ingest.pipeline import IngestPipeline
 from dmhub_adapter.ingest.unmapped import RecordError, request_from_record
-from dmhub_adapter.sources.base import Account, Outcome
+from dmhub_adapter.observability import MetricsSink
+from dmhub_adapter.settings import IngestSettings
+from dmhub_adapter.sources.base import Account, IngestOutcome
 
 
 class ReplayError(ValueError):
@@ -40,7 +42,7 @@ class ReplayError(ValueError):
 
 @dataclass
 class ReplayResult:
-    outcome: Outcome
+    outcome: IngestOutcome
     #: why messages are still not mapped ("message #N: ..."); empty when all are accounted for
     reasons: list[str] = field(default_factory=list)
 
@@ -56,7 +58,7 @@ def replay_unmapped_record(
     pipeline: IngestPipeline | None = None,
     metrics: MetricsSink | None = None,
 ) -> ReplayResult:
-    pipeline = pipeline or IngestPipeline.from_env()
+    pipeline = pipeline or build_pipeline(IngestSettings.from_env())
     try:
         request = request_from_record(record)
     except RecordError as exc:

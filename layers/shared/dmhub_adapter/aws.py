@@ -10,7 +10,13 @@ it creates clients, hence the lock; the clients it makes are."""
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+    from mypy_boto3_sqs import SQSClient
 
 _clients: dict[str, Any] = {}
 _session: Any = None
@@ -18,6 +24,7 @@ _lock = threading.Lock()
 
 
 def client(service: str) -> Any:
+    """The container's shared boto3 client for ``service`` (untyped; prefer the typed helpers)."""
     cached = _clients.get(service)
     if cached is not None:
         return cached
@@ -48,3 +55,27 @@ def reset_clients() -> None:
     with _lock:
         _clients.clear()
         _session = None
+
+
+def dynamodb() -> DynamoDBClient:
+    """The shared DynamoDB client (idempotency table: claims, token, identity cache)."""
+    found: DynamoDBClient = client("dynamodb")
+    return found
+
+
+def sqs() -> SQSClient:
+    """The shared SQS client (EventQueue, UnmappedQueue, DeadLetterQueue)."""
+    found: SQSClient = client("sqs")
+    return found
+
+
+def secretsmanager() -> SecretsManagerClient:
+    """The shared Secrets Manager client (account secrets, DM Hub credentials)."""
+    found: SecretsManagerClient = client("secretsmanager")
+    return found
+
+
+def s3() -> S3Client:
+    """The shared S3 client (unmapped payloads stored by reference)."""
+    found: S3Client = client("s3")
+    return found

@@ -1,4 +1,6 @@
-"""SQS hand-off: batches of up to 10, retrying only the entries SQS reports as failed."""
+"""Every SQS send of the runtime: batches of up to 10, retrying only the entries SQS reports
+as failed. The ingest hands events and unmapped records over through it, the sender its
+dead letters."""
 
 from __future__ import annotations
 
@@ -6,7 +8,11 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_sqs.type_defs import MessageAttributeValueTypeDef, SendMessageBatchRequestEntryTypeDef
 
 MAX_BATCH = 10
 
@@ -24,12 +30,14 @@ class EnqueueError(RuntimeError):
 
 @dataclass(frozen=True)
 class OutgoingMessage:
+    """One message to send: its JSON body, string attributes and an optional delay."""
+
     body: dict[str, Any]
     attributes: dict[str, str] | None = None
     delay_seconds: int = 0
 
 
-def _attributes(values: dict[str, str] | None) -> dict[str, Any]:
+def _attributes(values: dict[str, str] | None) -> dict[str, MessageAttributeValueTypeDef]:
     return {
         name: {"DataType": "String", "StringValue": value}
         for name, value in (values or {}).items()
@@ -41,7 +49,7 @@ def send_messages(
     queue_url: str,
     messages: Sequence[OutgoingMessage],
     *,
-    client: Any | None = None,
+    client: SQSClient | None = None,
     attempts: int = 3,
     backoff: float = 0.05,
 ) -> list[str]:
@@ -53,7 +61,7 @@ def send_messages(
     if client is None:
         from dmhub_adapter import aws
 
-        client = aws.client("sqs")
+        client = aws.sqs()
     ids: dict[int, str] = {}
     pending = list(range(len(messages)))
     last_error = ""
@@ -65,12 +73,12 @@ def send_messages(
         still_failing: list[int] = []
         for start in range(0, len(pending), MAX_BATCH):
             chunk = pending[start : start + MAX_BATCH]
-            entries = [
+            entries: list[SendMessageBatchRequestEntryTypeDef] = [
                 {
                     "Id": str(index),
                     "MessageBody": json.dumps(messages[index].body, ensure_ascii=False, separators=(",", ":")),
                     "MessageAttributes": _attributes(messages[index].attributes),
-                    **({"DelaySeconds": messages[index].delay_seconds} if messages[index].delay_seconds else {}),
+                    "DelaySeconds": messages[index].delay_seconds,
                 }
                 for index in chunk
             ]

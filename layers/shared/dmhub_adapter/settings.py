@@ -1,35 +1,197 @@
-"""Runtime configuration read from the environment (names fixed by the design brief)."""
+"""Configuration from the environment: the one module of the runtime that reads it.
+
+Each function has its settings class, read once at init (module load, the Lambda INIT phase):
+a missing or malformed variable fails the cold start with one line naming it, instead of the
+first request. The names are fixed by the design brief (section 3) and ``template.yaml``.
+
+- :class:`IngestSettings` — the IngestFunction.
+- :class:`SenderSettings` — the SenderFunction.
+- :class:`Settings` — the stack as the command line sees it: every resource optional, so
+  commands that do not touch AWS (``map``, ``check-config``) run without them.
+
+Example::
+
+    settings = IngestSettings.from_env()      # raises SettingsError: "EVENT_QUEUE_URL is not set"
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 DEFAULT_DMHUB_BASE_URL = "https://api.convertlab.com"
 DEFAULT_SECRETS_PREFIX = "dmhub-adapter"
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
 
-def _env(name: str, default: str | None = None) -> str | None:
-    value = os.environ.get(name)
-    return value if value not in (None, "") else default
+class SettingsError(ValueError):
+    """A variable is missing or malformed; the message names it and says what it must be."""
 
 
-def _env_int(name: str, default: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ValueError(f"environment variable {name} must be an integer, got {raw!r}") from exc
+class _Environment:
+    """Typed reads of one environment mapping; every failure names its variable."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+
+    def optional(self, name: str, default: str | None = None) -> str | None:
+        value = self.environ.get(name)
+        return value if value not in (None, "") else default
+
+    def required(self, name: str) -> str:
+        value = self.optional(name)
+        if value is None:
+            raise SettingsError(f"environment variable {name} is not set")
+        return value
+
+    def integer(self, name: str, default: int, *, low: int = 0, high: int = 2**31) -> int:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"environment variable {name} must be an integer, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"environment variable {name} must be between {low} and {high}, got {value}")
+        return value
+
+    def number(self, name: str, default: float, *, low: float = 0.0, high: float = 1e9) -> float:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"environment variable {name} must be a number, got {raw!r}") from None
+        if not low <= value <= high:
+            raise SettingsError(f"environment variable {name} must be between {low} and {high}, got {value}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        raw = self.optional(name)
+        if raw is None:
+            return default
+        return raw.strip().lower() in ("1", "true", "yes", "on", "y", "t")
+
+    def url(self, name: str, default: str) -> str:
+        value = (self.optional(name) or default).rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise SettingsError(f"environment variable {name} must be an http(s) URL, got {value!r}")
+        return value
+
+
+def _environ(environ: Mapping[str, str] | None) -> _Environment:
+    return _Environment(os.environ if environ is None else environ)
+
+
+@dataclass(frozen=True)
+class Observability:
+    """Powertools' service name and metrics namespace, and whether X-Ray tracing is on."""
+
+    service: str
+    namespace: str
+    tracing: bool
+
+    @classmethod
+    def read(cls, env: _Environment, default_service: str) -> Observability:
+        return cls(
+            service=env.optional("POWERTOOLS_SERVICE_NAME", default_service) or default_service,
+            namespace=env.optional("POWERTOOLS_METRICS_NAMESPACE", "DmhubAdapter") or "DmhubAdapter",
+            tracing=not env.flag("POWERTOOLS_TRACE_DISABLED", False),
+        )
+
+
+@dataclass(frozen=True)
+class IngestSettings:
+    """Everything the IngestFunction reads from its environment.
+
+    ``CLAIM_WAIT_MS`` bounds the wait on a claim another request holds (see ``ingest.handoff``);
+    ``MAX_BODY_BYTES`` is the cap before any source-specific one.
+    """
+
+    idempotency_table: str
+    event_queue_url: str
+    unmapped_queue_url: str
+    secrets_prefix: str = DEFAULT_SECRETS_PREFIX
+    mappings_dir: str | None = None
+    dedup_ttl_days: int = 7
+    claim_lease_seconds: int = 30
+    claim_wait_seconds: float = 2.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    observability: Observability = Observability("dmhub-adapter-ingest", "DmhubAdapter", False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> IngestSettings:
+        """Read and check the variables; raises :class:`SettingsError` naming the first bad one."""
+        env = _environ(environ)
+        return cls(
+            idempotency_table=env.required("IDEMPOTENCY_TABLE"),
+            event_queue_url=env.required("EVENT_QUEUE_URL"),
+            unmapped_queue_url=env.required("UNMAPPED_QUEUE_URL"),
+            secrets_prefix=env.optional("SECRETS_PREFIX", DEFAULT_SECRETS_PREFIX) or DEFAULT_SECRETS_PREFIX,
+            mappings_dir=env.optional("MAPPINGS_DIR"),
+            dedup_ttl_days=env.integer("DEDUP_TTL_DAYS", 7, low=1, high=3650),
+            claim_lease_seconds=env.integer("CLAIM_LEASE_SECONDS", 30, low=1, high=900),
+            claim_wait_seconds=env.integer("CLAIM_WAIT_MS", 2000, low=0, high=30_000) / 1000,
+            max_body_bytes=env.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, low=1, high=6 * 1024 * 1024),
+            observability=Observability.read(env, "dmhub-adapter-ingest"),
+        )
+
+
+@dataclass(frozen=True)
+class SenderSettings:
+    """Everything the SenderFunction reads from its environment.
+
+    ==============================  =======  ==============================================
+    ``DMHUB_CONNECT_TIMEOUT``       2        seconds to connect to DM Hub
+    ``DMHUB_READ_TIMEOUT``          5        seconds to wait for DM Hub's answer
+    ``SENDER_CONCURRENCY``          10       records of a batch sent at the same time
+    ``SENDER_MAX_ATTEMPTS``         6        attempts per record and invocation
+    ``SENDER_SAFETY_MARGIN_MS``     1000     time kept free before the Lambda timeout
+    ==============================  =======  ==============================================
+    """
+
+    idempotency_table: str
+    dead_letter_queue_url: str
+    dmhub_base_url: str = DEFAULT_DMHUB_BASE_URL
+    secrets_prefix: str = DEFAULT_SECRETS_PREFIX
+    dmhub_connect_timeout: float = 2.0
+    dmhub_read_timeout: float = 5.0
+    concurrency: int = 10
+    max_attempts: int = 6
+    safety_margin_seconds: float = 1.0
+    observability: Observability = Observability("dmhub-adapter-sender", "DmhubAdapter", False)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> SenderSettings:
+        """Read and check the variables; raises :class:`SettingsError` naming the first bad one."""
+        env = _environ(environ)
+        return cls(
+            idempotency_table=env.required("IDEMPOTENCY_TABLE"),
+            dead_letter_queue_url=env.required("DEAD_LETTER_QUEUE_URL"),
+            dmhub_base_url=env.url("DMHUB_BASE_URL", DEFAULT_DMHUB_BASE_URL),
+            secrets_prefix=env.optional("SECRETS_PREFIX", DEFAULT_SECRETS_PREFIX) or DEFAULT_SECRETS_PREFIX,
+            dmhub_connect_timeout=env.number("DMHUB_CONNECT_TIMEOUT", 2.0, low=0.1, high=60),
+            dmhub_read_timeout=env.number("DMHUB_READ_TIMEOUT", 5.0, low=0.1, high=900),
+            concurrency=env.integer("SENDER_CONCURRENCY", 10, low=1, high=100),
+            max_attempts=env.integer("SENDER_MAX_ATTEMPTS", 6, low=1, high=100),
+            safety_margin_seconds=env.integer("SENDER_SAFETY_MARGIN_MS", 1000, low=0, high=60_000) / 1000,
+            observability=Observability.read(env, "dmhub-adapter-sender"),
+        )
+
+    @property
+    def dmhub_secret_name(self) -> str:
+        """``{SECRETS_PREFIX}/dmhub``: the DM Hub app credentials."""
+        return f"{self.secrets_prefix}/dmhub"
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything both functions read from their environment.
+    """The stack's environment as the command line sees it: every resource optional.
 
-    Resource names are optional here so that commands which do not touch AWS (``map``,
-    ``check-config``) work without them; code that needs one calls :meth:`require`.
+    Code that needs a resource calls :meth:`require`, which names the missing variable.
     """
 
     idempotency_table: str | None = None
@@ -42,23 +204,24 @@ class Settings:
     aws_endpoint_url: str | None = None
     dedup_ttl_days: int = 7
     claim_lease_seconds: int = 30
-    max_body_bytes: int = 256 * 1024
-    extra: dict[str, str] = field(default_factory=dict)
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @classmethod
-    def from_env(cls) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read the variables that are set; malformed numbers raise :class:`SettingsError`."""
+        env = _environ(environ)
         return cls(
-            idempotency_table=_env("IDEMPOTENCY_TABLE"),
-            event_queue_url=_env("EVENT_QUEUE_URL"),
-            unmapped_queue_url=_env("UNMAPPED_QUEUE_URL"),
-            dead_letter_queue_url=_env("DEAD_LETTER_QUEUE_URL"),
-            dmhub_base_url=(_env("DMHUB_BASE_URL") or DEFAULT_DMHUB_BASE_URL).rstrip("/"),
-            secrets_prefix=_env("SECRETS_PREFIX") or DEFAULT_SECRETS_PREFIX,
-            mappings_dir=_env("MAPPINGS_DIR"),
-            aws_endpoint_url=_env("AWS_ENDPOINT_URL"),
-            dedup_ttl_days=_env_int("DEDUP_TTL_DAYS", 7),
-            claim_lease_seconds=_env_int("CLAIM_LEASE_SECONDS", 30),
-            max_body_bytes=_env_int("MAX_BODY_BYTES", 256 * 1024),
+            idempotency_table=env.optional("IDEMPOTENCY_TABLE"),
+            event_queue_url=env.optional("EVENT_QUEUE_URL"),
+            unmapped_queue_url=env.optional("UNMAPPED_QUEUE_URL"),
+            dead_letter_queue_url=env.optional("DEAD_LETTER_QUEUE_URL"),
+            dmhub_base_url=(env.optional("DMHUB_BASE_URL") or DEFAULT_DMHUB_BASE_URL).rstrip("/"),
+            secrets_prefix=env.optional("SECRETS_PREFIX") or DEFAULT_SECRETS_PREFIX,
+            mappings_dir=env.optional("MAPPINGS_DIR"),
+            aws_endpoint_url=env.optional("AWS_ENDPOINT_URL"),
+            dedup_ttl_days=env.integer("DEDUP_TTL_DAYS", 7),
+            claim_lease_seconds=env.integer("CLAIM_LEASE_SECONDS", 30),
+            max_body_bytes=env.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
         )
 
     def require(self, attribute: str) -> str:

@@ -134,9 +134,9 @@ class Ingest:
         return self.drain(self.stack.unmapped_queue_url)
 
     def claim(self, external_id: str, source: str = "acme", account: str = "shop1") -> dict[str, Any] | None:
-        from dmhub_adapter.store.claims import ClaimStore, claim_key
+        from dmhub_adapter.store.claims import ClaimTable, claim_key
 
-        store = ClaimStore(self.stack.table, client=self.session.client("dynamodb"))
+        store = ClaimTable(self.stack.table, client=self.session.client("dynamodb"))
         return store.get(claim_key(source, account, external_id))
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import boto3
 import pytest
 
-from dmhub_adapter.store.claims import ClaimStatus, ClaimStore
+from dmhub_adapter.store.claims import ClaimStatus, ClaimTable
 
 
 class Clock:
@@ -19,13 +19,13 @@ class Clock:
 
 
 @pytest.fixture
-def store(aws: Any) -> tuple[ClaimStore, Clock]:
+def store(aws: Any) -> tuple[ClaimTable, Clock]:
     clock = Clock()
     client = boto3.session.Session().client("dynamodb")
-    return ClaimStore(aws.table, client=client, lease_seconds=10, ttl_seconds=3600, clock=clock), clock
+    return ClaimTable(aws.table, client=client, lease_seconds=10, ttl_seconds=3600, clock=clock), clock
 
 
-def test_claim_writes_a_pending_lease_with_the_dedup_ttl(store: tuple[ClaimStore, Clock]) -> None:
+def test_claim_writes_a_pending_lease_with_the_dedup_ttl(store: tuple[ClaimTable, Clock]) -> None:
     claims, clock = store
 
     claim = claims.claim("s#a#1", trace_id="req-1", lease_seconds=4)
@@ -38,7 +38,7 @@ def test_claim_writes_a_pending_lease_with_the_dedup_ttl(store: tuple[ClaimStore
     assert item["expiresAt"] == int(clock.now + 3600)
 
 
-def test_a_second_claim_reports_the_holder_without_an_extra_read(store: tuple[ClaimStore, Clock]) -> None:
+def test_a_second_claim_reports_the_holder_without_an_extra_read(store: tuple[ClaimTable, Clock]) -> None:
     claims, clock = store
     first = claims.claim("s#a#1")
 
@@ -52,7 +52,7 @@ def test_a_second_claim_reports_the_holder_without_an_extra_read(store: tuple[Cl
     assert not third.acquired and third.status is ClaimStatus.QUEUED
 
 
-def test_only_the_lease_holder_marks_or_releases(store: tuple[ClaimStore, Clock]) -> None:
+def test_only_the_lease_holder_marks_or_releases(store: tuple[ClaimTable, Clock]) -> None:
     claims, _ = store
     claim = claims.claim("s#a#1")
 
@@ -63,7 +63,7 @@ def test_only_the_lease_holder_marks_or_releases(store: tuple[ClaimStore, Clock]
     assert claims.claim("s#a#1").acquired
 
 
-def test_a_lapsed_lease_is_taken_over_and_the_old_holder_can_no_longer_mark(store: tuple[ClaimStore, Clock]) -> None:
+def test_a_lapsed_lease_is_taken_over_and_the_old_holder_can_no_longer_mark(store: tuple[ClaimTable, Clock]) -> None:
     claims, clock = store
     old = claims.claim("s#a#1")
     clock.now += 11
@@ -78,7 +78,7 @@ def test_a_lapsed_lease_is_taken_over_and_the_old_holder_can_no_longer_mark(stor
     assert "leaseUntil" not in item
 
 
-def test_queued_items_are_duplicates_until_the_dedup_window_ends(store: tuple[ClaimStore, Clock]) -> None:
+def test_queued_items_are_duplicates_until_the_dedup_window_ends(store: tuple[ClaimTable, Clock]) -> None:
     claims, clock = store
     claims.mark_queued("s#a#1", str(claims.claim("s#a#1").lease), "m")
     clock.now += 3599
@@ -88,7 +88,7 @@ def test_queued_items_are_duplicates_until_the_dedup_window_ends(store: tuple[Cl
     assert claims.claim("s#a#1").acquired
 
 
-def test_sender_outcomes_and_failed_never_overwrites_delivered(store: tuple[ClaimStore, Clock]) -> None:
+def test_sender_outcomes_and_failed_never_overwrites_delivered(store: tuple[ClaimTable, Clock]) -> None:
     claims, _ = store
     claims.mark_queued("s#a#1", str(claims.claim("s#a#1").lease), "m")
 

@@ -35,7 +35,8 @@ def failing(code: str, operation: str, calls: list[Any] | None = None) -> Callab
 
 def test_dynamodb_throttling_on_claim_is_503_and_nothing_is_enqueued(ingest: Ingest, fault: Any) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    outage = fault(dynamodb, "put_item", failing("ProvisionedThroughputExceededException", "PutItem"))
+    # a claim is one conditional UpdateItem (the lease primitive)
+    outage = fault(dynamodb, "update_item", failing("ProvisionedThroughputExceededException", "UpdateItem"))
 
     response = ingest.invoke(order("T1"))
 
@@ -50,16 +51,16 @@ def test_dynamodb_throttling_on_claim_is_503_and_nothing_is_enqueued(ingest: Ing
 
 def test_throttling_midway_releases_the_claims_already_taken(ingest: Ingest, monkeypatch: pytest.MonkeyPatch) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    real_put = dynamodb.put_item
+    real_update = dynamodb.update_item
     puts: list[str] = []
 
     def second_put_throttled(**kwargs: Any) -> Any:
-        puts.append(kwargs["Item"]["pk"]["S"])
+        puts.append(kwargs["Key"]["pk"]["S"])
         if len(puts) == 2:
-            raise client_error("ThrottlingException", "PutItem")
-        return real_put(**kwargs)
+            raise client_error("ThrottlingException", "UpdateItem")
+        return real_update(**kwargs)
 
-    monkeypatch.setattr(dynamodb, "put_item", second_put_throttled)
+    monkeypatch.setattr(dynamodb, "update_item", second_put_throttled)
 
     response = ingest.invoke({"events": [order("M1"), order("M2"), order("M3")]})
 
@@ -135,7 +136,7 @@ def test_crash_between_enqueue_and_mark_is_recovered_after_the_lease_lapses(
     def die(*args: Any, **kwargs: Any) -> bool:
         raise Died()
 
-    outage = fault(claims_module.ClaimStore, "mark_queued", die)
+    outage = fault(claims_module.ClaimTable, "mark_queued", die)
     with pytest.raises(Died):
         ingest.invoke(order("X1"), remaining_ms=10_000)
     outage.stop()
@@ -164,7 +165,15 @@ def test_mark_failing_after_a_successful_send_still_acknowledges(
     ingest: Ingest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    monkeypatch.setattr(dynamodb, "update_item", failing("ThrottlingException", "UpdateItem"))
+    real_update = dynamodb.update_item
+    throttled = failing("ThrottlingException", "UpdateItem")
+
+    def mark_throttled(**kwargs: Any) -> Any:  # the claim (also an UpdateItem) goes through
+        if ":queued" in kwargs["ExpressionAttributeValues"]:
+            return throttled(**kwargs)
+        return real_update(**kwargs)
+
+    monkeypatch.setattr(dynamodb, "update_item", mark_throttled)
 
     response = ingest.invoke(order("Y1"))
 
@@ -230,11 +239,12 @@ def test_concurrent_duplicates_enqueue_exactly_once(ingest: Ingest) -> None:
     # Powertools handler wrapper is left out because a Lambda process never runs two
     # invocations at once and its metric set is process-global.
     from dmhub_adapter.apigw import request_from_event
-    from dmhub_adapter.ingest.metrics import RecordingMetrics
-    from dmhub_adapter.ingest.pipeline import IngestPipeline
+    from dmhub_adapter.ingest.bootstrap import build_pipeline
+    from dmhub_adapter.observability import RecordingMetrics
+    from dmhub_adapter.settings import IngestSettings
     from dmhub_adapter_tools.local.apigw_event import make_event
 
-    pipeline = IngestPipeline.from_env()
+    pipeline = build_pipeline(IngestSettings.from_env())
     pipeline.pending_wait = 20.0
     body = b'{"type": "order", "id": "K1", "user": "u", "at": 1732780800}'
     threads = 8

@@ -45,11 +45,11 @@ def test_a_redelivery_is_acknowledged_and_not_enqueued_again(ingest: Ingest) -> 
 
 
 def test_delivered_and_failed_claims_also_count_as_duplicates(ingest: Ingest) -> None:
-    from dmhub_adapter.store.claims import ClaimStore
+    from dmhub_adapter.store.claims import ClaimTable
 
     ingest.invoke(order("A1"))
     ingest.invoke(order("A2"))
-    store = ClaimStore(ingest.stack.table, client=ingest.session.client("dynamodb"))
+    store = ClaimTable(ingest.stack.table, client=ingest.session.client("dynamodb"))
     store.mark_delivered("acme#shop1#order|A1", 42)
     store.mark_failed("acme#shop1#order|A2", "validation")
     ingest.events()
@@ -105,7 +105,8 @@ def test_an_unmapped_payload_at_the_body_cap_still_fits_its_queue(ingest: Ingest
 
 
 def test_replay_maps_an_unmapped_record_with_the_fixed_config(ingest: Ingest, mappings_dir: Path) -> None:
-    from dmhub_adapter.ingest.pipeline import IngestPipeline
+    from dmhub_adapter.ingest.bootstrap import build_pipeline
+    from dmhub_adapter.settings import IngestSettings
 
     ingest.invoke({"events": [order("D1"), {"type": "refund", "id": "R1", "user": "u-1", "at": 1732780800}]})
     ingest.events()
@@ -119,12 +120,12 @@ def test_replay_maps_an_unmapped_record_with_the_fixed_config(ingest: Ingest, ma
     date: {path: at, convert: unix_seconds}
 """)
 
-    result = replay_unmapped_record(kept["body"], pipeline=IngestPipeline.from_env())
+    result = replay_unmapped_record(kept["body"], pipeline=build_pipeline(IngestSettings.from_env()))
 
     assert result.resolved and result.reasons == []
     assert (result.outcome.enqueued, result.outcome.duplicates) == (1, 1)
     assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["refund|R1"]
-    again = replay_unmapped_record(kept["body"], pipeline=IngestPipeline.from_env())
+    again = replay_unmapped_record(kept["body"], pipeline=build_pipeline(IngestSettings.from_env()))
     assert (again.outcome.enqueued, again.outcome.duplicates) == (0, 2)
     assert ingest.events() == [] and ingest.unmapped() == []
 
@@ -195,11 +196,11 @@ def test_an_adapter_bug_is_503_with_a_generic_body(ingest: Ingest, mappings_dir:
     records: list[logging.LogRecord] = []
     handler = logging.Handler()
     handler.emit = records.append  # type: ignore[method-assign]
-    ingest.app.logger.addHandler(handler)
+    ingest.app.telemetry.logger.addHandler(handler)
     try:
         response = ingest.invoke(order(), source="fake", headers={"x-fail": "crash"})
     finally:
-        ingest.app.logger.removeHandler(handler)
+        ingest.app.telemetry.logger.removeHandler(handler)
 
     assert response.status == 503
     assert response.json() == {"error": "unavailable", "message": "temporarily unavailable; please retry"}
@@ -257,5 +258,5 @@ def test_disabled_metrics_do_not_pile_up_across_invocations(
         warnings.simplefilter("error")  # "Dimension 'source' has already been added" fails the test
         ingest.invoke(order("M1"))
         ingest.invoke(order("M2"))
-    assert ingest.app.metrics.metric_set == {}
-    assert "source" not in ingest.app.metrics.dimension_set
+    assert ingest.app.telemetry.metrics.metric_set == {}
+    assert "source" not in ingest.app.telemetry.metrics.dimension_set

@@ -10,15 +10,15 @@ from typing import Any
 import boto3
 import pytest
 
-from dmhub_adapter.dmhub.token import clear_credentials_cache
 from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.queue import OutgoingMessage, send_messages
-from dmhub_adapter.sender import handler
+from dmhub_adapter.secrets import clear_credentials_cache
 from dmhub_adapter.sender.events import sqs_event_from_messages
-from dmhub_adapter.store.claims import ClaimStore, claim_key
+from dmhub_adapter.store.claims import ClaimTable, claim_key
 from dmhub_adapter_tools.emulator.server import EmulatorServer
 from dmhub_adapter_tools.local.context import LambdaContext, new_context
 from dmhub_adapter_tools.local.resources import StackResources, put_secret
+from tests.sender_app import handler
 
 
 def Context(millis: int = 30_000) -> LambdaContext:
@@ -61,7 +61,7 @@ class SenderEnv:
     stack: StackResources
     dmhub: EmulatorServer
     sqs: Any
-    claims: ClaimStore
+    claims: ClaimTable
 
     def enqueue(self, bodies: Sequence[dict[str, Any]]) -> None:
         """Claim and enqueue like the ingest does."""
@@ -121,6 +121,6 @@ def sender_env(aws: StackResources, dmhub: EmulatorServer, monkeypatch: pytest.M
     monkeypatch.setenv("SENDER_SAFETY_MARGIN_MS", "200")
     clear_credentials_cache()
     handler.reset_runtime()
-    yield SenderEnv(aws, dmhub, session.client("sqs"), ClaimStore(aws.table, session.client("dynamodb")))
+    yield SenderEnv(aws, dmhub, session.client("sqs"), ClaimTable(aws.table, session.client("dynamodb")))
     handler.reset_runtime()
     clear_credentials_cache()

@@ -12,8 +12,9 @@ import pytest
 
 from dmhub_adapter.dmhub.client import DmhubClient
 from dmhub_adapter.dmhub.token import SharedToken
-from dmhub_adapter.sender import handler
+from dmhub_adapter.store.tokens import TokenTable
 from tests.integration.sender.conftest import Context, SenderEnv, queued
+from tests.sender_app import handler
 
 
 def wait_until(predicate: Any, timeout: float = 5.0) -> None:
@@ -86,10 +87,8 @@ def test_twenty_concurrent_refreshes_make_one_fetch(sender_env: SenderEnv) -> No
     def container() -> SharedToken:
         # one SharedToken per simulated container: coordination must come from DynamoDB
         return SharedToken(
-            table=table,
-            app_id=sender_env.dmhub.app_id,
+            store=TokenTable(table, dynamodb, app_id=sender_env.dmhub.app_id),
             fetch=lambda: client.fetch_token(sender_env.dmhub.app_id, sender_env.dmhub.secret),
-            client=dynamodb,
         )
 
     def race(action: Any) -> list[str]:

@@ -22,7 +22,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     import os
 
-    from dmhub_adapter.mapping.config import check_directory, packaged_dir
+    from dmhub_adapter.mapping.config import packaged_dir
+    from dmhub_adapter.sources.registry import check_directory
     from dmhub_adapter_tools.cli import CommandError
 
     directory = args.directory or os.environ.get("MAPPINGS_DIR") or str(packaged_dir())

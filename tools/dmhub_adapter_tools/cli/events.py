@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -50,41 +51,47 @@ class FetchedToken:
         self.client, self.app_id, self.secret = client, app_id, secret
         self.token: str | None = None
 
-    def get(self) -> str:
+    def get(self, *, deadline: float | None = None) -> str:
         if self.token is None:
             self.token = self.client.fetch_token(self.app_id, self.secret).access_token
         return self.token
 
-    def renew(self, rejected: str) -> str:
+    def renew(self, rejected: str, *, deadline: float | None = None) -> str:
         self.token = None
         return self.get()
 
 
 def dmhub_client_from_env() -> Any:
     """A DmhubClient for command-line use (see the module docstring for where things come from)."""
+    from dmhub_adapter import aws
     from dmhub_adapter.dmhub.client import DmhubClient
     from dmhub_adapter.dmhub.errors import DmhubError
-    from dmhub_adapter.dmhub.token import SharedToken, load_credentials
+    from dmhub_adapter.dmhub.token import SharedToken
+    from dmhub_adapter.secrets import DmhubCredentials, load_credentials
     from dmhub_adapter.settings import Settings
+    from dmhub_adapter.store.tokens import TokenTable
     from dmhub_adapter_tools.cli import CommandError
 
     settings = Settings.from_env()
     try:
-        credentials = load_credentials(settings.secret_name("dmhub"), use_env=True)
+        app_id, secret = os.environ.get("DMHUB_APP_ID"), os.environ.get("DMHUB_SECRET")
+        if app_id and secret:
+            # a DM Hub whose secret is not in AWS (command-line use)
+            credentials = DmhubCredentials(app_id=app_id, secret=secret)
+        else:
+            credentials = load_credentials(settings.secret_name("dmhub"))
     except DmhubError as exc:
         raise CommandError(f"no DM Hub credentials: {exc.message} (or set DMHUB_APP_ID and DMHUB_SECRET)") from exc
     except Exception as exc:
         raise CommandError(f"cannot read the DM Hub secret: {type(exc).__name__}: {exc}") from exc
-    client = DmhubClient(settings.dmhub_base_url)
+    http = DmhubClient(settings.dmhub_base_url)
     if settings.idempotency_table:
-        client.token_source = SharedToken(
-            table=settings.idempotency_table,
-            app_id=credentials.app_id,
-            fetch=lambda: client.fetch_token(credentials.app_id, credentials.secret),
-        )
-    else:
-        client.token_source = FetchedToken(client, credentials.app_id, credentials.secret)
-    return client
+        # the senders' shared token: fetching a new one would log every sender out
+        return http.with_token_source(SharedToken(
+            store=TokenTable(settings.idempotency_table, aws.dynamodb(), app_id=credentials.app_id),
+            fetch=lambda: http.fetch_token(credentials.app_id, credentials.secret),
+        ))
+    return http.with_token_source(FetchedToken(http, credentials.app_id, credentials.secret))
 
 
 def print_json(data: Any) -> None:

@@ -188,7 +188,9 @@ def dlq_handler(sqs: Any, event_queue_url: str, summary: ReplaySummary) -> Handl
 
 
 def unmapped_handler(summary: ReplaySummary) -> Handler:
+    from dmhub_adapter.ingest.bootstrap import build_pipeline
     from dmhub_adapter.ingest.pipeline import IngestPipeline
+    from dmhub_adapter.settings import IngestSettings
     from dmhub_adapter_tools.replay import ReplayError, replay_unmapped_record
 
     pipeline: IngestPipeline | None = None
@@ -212,7 +214,7 @@ def unmapped_handler(summary: ReplaySummary) -> Handler:
             )
             return None
         if pipeline is None:
-            pipeline = IngestPipeline.from_env()
+            pipeline = build_pipeline(IngestSettings.from_env())
         try:
             result = replay_unmapped_record(record, pipeline=pipeline)
         except ReplayError as exc:

@@ -47,9 +47,10 @@ def render_claim(item: dict[str, Any]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dmhub_adapter import aws
     from dmhub_adapter.dmhub.errors import DmhubError
     from dmhub_adapter.settings import Settings
-    from dmhub_adapter.store.claims import ClaimStatus, ClaimStore, claim_key
+    from dmhub_adapter.store.claims import ClaimStatus, ClaimTable, claim_key
     from dmhub_adapter_tools.cli import CommandError
     from dmhub_adapter_tools.cli.events import dmhub_client_from_env, print_json
 
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     key = claim_key(args.source, args.account, args.external_id)
     try:
-        item = ClaimStore(table).get(key)
+        item = ClaimTable(table, aws.dynamodb()).get(key)
     except Exception as exc:
         raise CommandError(f"cannot read {table}: {type(exc).__name__}: {exc}") from exc
     report: dict[str, Any] = {"key": key, "claim": render_claim(item) if item else None}

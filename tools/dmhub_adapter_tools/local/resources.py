@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dmhub_adapter.store.claims import KEY, TTL_ATTRIBUTE
+from dmhub_adapter.store.lease import KEY, TTL_ATTRIBUTE
 
 
 @dataclass(frozen=True)

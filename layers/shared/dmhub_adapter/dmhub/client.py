@@ -12,12 +12,11 @@ errors inside HTTP 200.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
+import copy
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
@@ -27,12 +26,12 @@ import httpx
 from dmhub_adapter.dmhub.errors import (
     CredentialsError,
     DmhubError,
+    DmhubValidationError,
     HttpError,
     RateLimited,
     TokenError,
     TransportError,
     UnexpectedResponse,
-    ValidationError,
 )
 from dmhub_adapter.model.customer_event import CustomerEvent, StoredCustomerEvent
 
@@ -67,27 +66,6 @@ for _name in ("httpx", "httpcore"):
         _logger.addFilter(_RedactFilter())
 
 
-# A per-thread/per-task deadline (time.monotonic()) that clamps request timeouts, so a call
-# started late in a Lambda invocation cannot outlive it.
-_deadline: contextvars.ContextVar[float | None] = contextvars.ContextVar("dmhub_deadline", default=None)
-
-
-@contextlib.contextmanager
-def request_deadline(deadline: float | None) -> Iterator[None]:
-    """Within the block, no request waits beyond ``deadline`` (a ``time.monotonic()`` value)."""
-    token = _deadline.set(deadline)
-    try:
-        yield
-    finally:
-        _deadline.reset(token)
-
-
-def remaining_seconds() -> float | None:
-    """Seconds left before the current :func:`request_deadline`; None without one."""
-    deadline = _deadline.get()
-    return None if deadline is None else deadline - time.monotonic()
-
-
 @dataclass(frozen=True)
 class TokenGrant:
     access_token: str
@@ -101,11 +79,15 @@ class TokenGrant:
 
 
 class TokenSource(Protocol):
-    """Hands out the access token and renews it after DM Hub refused one."""
+    """Hands out the access token and renews it after DM Hub refused one.
 
-    def get(self) -> str: ...
+    ``deadline`` (a ``time.monotonic()`` value) bounds any waiting for another instance."""
 
-    def renew(self, rejected: str) -> str:
+    def get(self, *, deadline: float | None = None) -> str:
+        """The token to use now."""
+        ...
+
+    def renew(self, rejected: str, *, deadline: float | None = None) -> str:
         """A token to use instead of ``rejected`` (refreshing only if it is still current)."""
         ...
 
@@ -116,10 +98,12 @@ class StaticToken:
     def __init__(self, token: str) -> None:
         self._token = token
 
-    def get(self) -> str:
+    def get(self, *, deadline: float | None = None) -> str:
+        """The fixed token."""
         return self._token
 
-    def renew(self, rejected: str) -> str:
+    def renew(self, rejected: str, *, deadline: float | None = None) -> str:
+        """Always fails: a fixed token cannot be replaced."""
         raise TokenError("the access token was refused and this token source cannot renew it")
 
 
@@ -177,13 +161,13 @@ def classify(response: httpx.Response, what: str) -> Any:
         error = data.get("error")
         if isinstance(error, dict):
             field_errors = error.get("fieldErrors") or []
-            raise ValidationError(
+            raise DmhubValidationError(
                 f"{what}: {error.get('message') or 'refused'}",
                 code=str(error["code"]) if error.get("code") is not None else None,
                 field_errors=[e for e in field_errors if isinstance(e, dict)],
             )
         if isinstance(error, str) and error:
-            raise ValidationError(f"{what}: {error}: {data.get('error_description') or ''}".rstrip(": "))
+            raise DmhubValidationError(f"{what}: {error}: {data.get('error_description') or ''}".rstrip(": "))
     return data
 
 
@@ -224,7 +208,22 @@ class DmhubClient:
             follow_redirects=False,
         )
 
+    def with_token_source(self, token_source: TokenSource) -> DmhubClient:
+        """A client that shares this one's connection pool and calls DM Hub with ``token_source``.
+
+        The sender's wiring needs it: the shared token fetches through a client without a
+        token source, and the event calls then use the token through this one::
+
+            http = DmhubClient(base_url)
+            token = SharedToken(store=store, fetch=lambda: http.fetch_token(app_id, secret))
+            dmhub = http.with_token_source(token)
+        """
+        other = copy.copy(self)
+        other.token_source = token_source
+        return other
+
     def close(self) -> None:
+        """Close the connection pool (shared with clients made by :meth:`with_token_source`)."""
         self._http.close()
 
     def __enter__(self) -> DmhubClient:
@@ -235,10 +234,10 @@ class DmhubClient:
 
     # -- plumbing -------------------------------------------------------------------------
 
-    def _timeout(self) -> httpx.Timeout | None:
-        left = remaining_seconds()
-        if left is None:
+    def _timeout(self, deadline: float | None) -> httpx.Timeout | None:
+        if deadline is None:
             return None
+        left = deadline - time.monotonic()
         if left <= 0.05:
             raise TransportError("no time left for another DM Hub call before the deadline")
         return httpx.Timeout(
@@ -256,9 +255,10 @@ class DmhubClient:
         *,
         params: Mapping[str, Any] | None = None,
         json: Any = None,
+        deadline: float | None = None,
     ) -> Any:
         query = {k: v for k, v in (params or {}).items() if v is not None}
-        timeout = self._timeout()
+        timeout = self._timeout(deadline)
         started = time.perf_counter()
         try:
             if timeout is None:
@@ -274,14 +274,14 @@ class DmhubClient:
             self.on_response(what, time.perf_counter() - started)
         return classify(response, what)
 
-    def _authorized(self, call: Callable[[str], T]) -> T:
+    def _authorized(self, call: Callable[[str], T], deadline: float | None) -> T:
         if self.token_source is None:
             raise CredentialsError("this DM Hub client has no token source")
-        token = self.token_source.get()
+        token = self.token_source.get(deadline=deadline)
         try:
             return call(token)
         except TokenError:
-            token = self.token_source.renew(token)
+            token = self.token_source.renew(token, deadline=deadline)
             return call(token)
 
     # -- token ------------------------------------------------------------------------------
@@ -311,16 +311,21 @@ class DmhubClient:
 
     # -- customer events ----------------------------------------------------------------------
 
-    def create_event(self, event: CustomerEvent | Mapping[str, Any]) -> StoredCustomerEvent:
+    def create_event(
+        self, event: CustomerEvent | Mapping[str, Any], *, deadline: float | None = None
+    ) -> StoredCustomerEvent:
         """``POST /v1/customerevents`` → the stored event with its ``id``. Never sends ``id`` or
-        ``lastUpdated``; DM Hub deduplicates on ``externalId``."""
+        ``lastUpdated``; DM Hub deduplicates on ``externalId``. No call outlives ``deadline``
+        (a ``time.monotonic()`` value)."""
         if not isinstance(event, CustomerEvent):
             event = CustomerEvent.model_validate(dict(event))
         body = event.to_request()
         data = self._authorized(
             lambda token: self._request(
-                "POST", "/v1/customerevents", "create event", params={"access_token": token}, json=body
-            )
+                "POST", "/v1/customerevents", "create event", params={"access_token": token}, json=body,
+                deadline=deadline,
+            ),
+            deadline,
         )
         return self._stored(data, "create event")
 
@@ -330,7 +335,8 @@ class DmhubClient:
         data = self._authorized(
             lambda token: self._request(
                 "GET", path, "get event", params={"access_token": token, "partition": partition}
-            )
+            ),
+            None,
         )
         return self._stored(data, "get event")
 
@@ -373,7 +379,8 @@ class DmhubClient:
         data = self._authorized(
             lambda token: self._request(
                 "GET", "/v1/customerevents", "query events", params={"access_token": token, **params}
-            )
+            ),
+            None,
         )
         if isinstance(data, dict):
             # some deployments wrap lists in a paging envelope
@@ -393,7 +400,9 @@ class DmhubClient:
 
     # -- identities ---------------------------------------------------------------------------
 
-    def lookup_identity(self, identity_type: str, identity_value: str) -> list[IdentityRecord]:
+    def lookup_identity(
+        self, identity_type: str, identity_value: str, *, deadline: float | None = None
+    ) -> list[IdentityRecord]:
         """``GET /v1/customeridentities?identityType=&identityValue=`` (empty when unknown)."""
         data = self._authorized(
             lambda token: self._request(
@@ -401,7 +410,9 @@ class DmhubClient:
                 "/v1/customeridentities",
                 "identity lookup",
                 params={"access_token": token, "identityType": identity_type, "identityValue": identity_value},
-            )
+                deadline=deadline,
+            ),
+            deadline,
         )
         if data is None:
             return []
@@ -431,14 +442,18 @@ class DmhubClient:
         self,
         customer: Mapping[str, Any],
         identities: Sequence[Mapping[str, Any]],
+        *,
+        deadline: float | None = None,
     ) -> dict[str, Any]:
         """``POST /v1/customerandidentities``: the customer owning any of the identities is
         updated, else one is created; returns the customer with its ``id``."""
         body = {"customer": dict(customer), "customerIdentities": [dict(i) for i in identities]}
         data = self._authorized(
             lambda token: self._request(
-                "POST", "/v1/customerandidentities", "customer upsert", params={"access_token": token}, json=body
-            )
+                "POST", "/v1/customerandidentities", "customer upsert", params={"access_token": token}, json=body,
+                deadline=deadline,
+            ),
+            deadline,
         )
         if isinstance(data, dict) and isinstance(data.get("customer"), dict):
             data = data["customer"]
@@ -448,4 +463,5 @@ class DmhubClient:
 
 
 def is_retryable(error: BaseException) -> bool:
+    """Whether ``error`` is a DM Hub failure worth another try."""
     return isinstance(error, DmhubError) and error.retryable

@@ -6,7 +6,7 @@ DM Hub reports failures in three shapes, plus what the network does to a call:
 answer                                 error               retryable
 ====================================  ==================  =========
 HTTP 200, top-level ``error_code``≠0   TokenError          yes (after a coordinated refresh)
-HTTP 200, ``{"error": {...}}``         ValidationError     no
+HTTP 200, ``{"error": {...}}``         DmhubValidationError     no
 HTTP 429                               RateLimited         yes (after ``Retry-After``)
 HTTP 5xx, 408                          HttpError           yes
 HTTP 4xx (other)                       HttpError           no
@@ -70,7 +70,7 @@ class CredentialsError(DmhubError):
     kind = "credentials"
 
 
-class ValidationError(DmhubError):
+class DmhubValidationError(DmhubError):
     """DM Hub refused the body (HTTP 200 with an ``error`` object): permanent."""
 
     retryable = False

@@ -2,7 +2,7 @@
 
 - :mod:`.pipeline` — :class:`~.pipeline.IngestPipeline`, generic over source adapters;
 - :mod:`.handoff`  — the claim → enqueue → mark protocol and its failure handling;
-- :mod:`.secrets`  — account secrets (an account exists when its secret does);
+- :mod:`dmhub_adapter.secrets` — account secrets (an account exists when its secret does);
 - :mod:`.unmapped` — the UnmappedQueue record format;
 - :mod:`.replay`   — :func:`~.replay.replay_unmapped_record` for ``replay unmapped``;
 - :mod:`.metrics`  — metric names and sinks.

@@ -39,12 +39,16 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmhub_adapter.ingest.errors import DependencyUnavailable
 from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
-from dmhub_adapter.store.claims import Claim, ClaimStatus, ClaimStore
+from dmhub_adapter.store import ClaimStore
+from dmhub_adapter.store.claims import Claim, ClaimStatus
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
 
@@ -74,12 +78,19 @@ class HandoffResult:
 
 
 class Handoff:
+    """Claims, enqueues and marks a request's events (the state machine above).
+
+    Example::
+
+        result = Handoff(claims, queue_url, sqs_client=aws.sqs()).submit(events, lease_seconds=8)
+    """
+
     def __init__(
         self,
         claims: ClaimStore,
         queue_url: str,
         *,
-        sqs_client: Any | None = None,
+        sqs_client: SQSClient | None = None,
         pending_wait: float = DEFAULT_PENDING_WAIT,
         poll_interval: float = DEFAULT_POLL_INTERVAL,
         sleep: Callable[[float], None] = time.sleep,

@@ -23,7 +23,6 @@ retries rather than seeing a 500.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,11 +30,13 @@ from typing import Any
 
 from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable, WebhookError
 from dmhub_adapter.ingest.errors import GENERIC_MESSAGE, DependencyUnavailable
-from dmhub_adapter.ingest.handoff import DEFAULT_PENDING_WAIT, Handoff, HandoffResult
-from dmhub_adapter.ingest.metrics import MESSAGE_REJECTED, Metric, MetricsSink, NullMetrics
-from dmhub_adapter.ingest.secrets import SecretStore
-from dmhub_adapter.settings import Settings
-from dmhub_adapter.sources.base import Account, Inbound, Outcome, Source
+from dmhub_adapter.ingest.handoff import Handoff, HandoffResult
+from dmhub_adapter.ingest.metrics import MESSAGE_REJECTED, Metric
+from dmhub_adapter.ingest.unmapped import UnmappedQueue
+from dmhub_adapter.observability import MetricsSink, NullMetrics
+from dmhub_adapter.secrets import SecretStore
+from dmhub_adapter.settings import IngestSettings
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, Source
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
 logger = logging.getLogger(__name__)
@@ -48,56 +49,59 @@ _ANSWER_RESERVE = 1.0
 class Delivery:
     """What became of an authentic payload: the outcome and, per message, why any was not mapped."""
 
-    outcome: Outcome
+    outcome: IngestOutcome
     reasons: list[str] = field(default_factory=list)
 
 
 class IngestPipeline:
-    """Holds what a warm container reuses: settings, the secret cache, the claim store."""
+    """The ingest's logic, holding what a warm container reuses: settings, the secret cache,
+    the claim hand-off. Built by :func:`dmhub_adapter.ingest.bootstrap.build_pipeline`.
+
+    Example::
+
+        pipeline = build_pipeline(IngestSettings.from_env())
+        response = pipeline.handle(request_from_event(event), remaining_ms=context.get_remaining_time_in_millis())
+    """
 
     def __init__(
         self,
-        settings: Settings,
+        settings: IngestSettings,
         *,
-        secrets: SecretStore | None = None,
-        handoff: Handoff | None = None,
+        secrets: SecretStore,
+        handoff: Callable[[], Handoff],
+        unmapped: Callable[[], UnmappedQueue],
         source_lookup: Callable[[str], Source | None] | None = None,
-        pending_wait: float = DEFAULT_PENDING_WAIT,
         log: Any | None = None,
     ) -> None:
         self.settings = settings
         self.log = log or logger
-        self.secrets = secrets or SecretStore(settings.secrets_prefix, log=self.log)
-        self._handoff = handoff
+        self.secrets = secrets
+        self._make_handoff = handoff
+        self._make_unmapped = unmapped
+        self._handoff: Handoff | None = None
+        self._unmapped: UnmappedQueue | None = None
         self._source_lookup = source_lookup
-        self.pending_wait = pending_wait
-
-    @classmethod
-    def from_env(cls, *, log: Any | None = None) -> IngestPipeline:
-        """Settings from the environment; ``CLAIM_WAIT_MS`` sets the PENDING wait (default 2000)."""
-        raw = os.environ.get("CLAIM_WAIT_MS")
-        wait = DEFAULT_PENDING_WAIT if not raw else int(raw) / 1000.0
-        return cls(Settings.from_env(), pending_wait=wait, log=log)
+        self.pending_wait = settings.claim_wait_seconds
 
     # -- collaborators, created on first use (a GET handshake needs neither DynamoDB nor SQS)
 
     @property
     def handoff(self) -> Handoff:
+        """The claim → enqueue → mark hand-off (built on first use)."""
         if self._handoff is None:
-            from dmhub_adapter.store.claims import ClaimStore
-
-            claims = ClaimStore(
-                self.settings.require("idempotency_table"),
-                lease_seconds=self.settings.claim_lease_seconds,
-                ttl_seconds=self.settings.dedup_ttl_days * 86400,
-            )
-            self._handoff = Handoff(
-                claims, self.settings.require("event_queue_url"), pending_wait=self.pending_wait, log=self.log
-            )
+            self._handoff = self._make_handoff()
         return self._handoff
 
+    @property
+    def unmapped(self) -> UnmappedQueue:
+        """Where authentic payloads that did not map are kept (built on first use)."""
+        if self._unmapped is None:
+            self._unmapped = self._make_unmapped()
+        return self._unmapped
+
     def source(self, name: str) -> Source:
-        """The adapter for ``name``; :class:`NotFound` when no mapping defines it."""
+        """The adapter for ``name``; :class:`NotFound` when no mapping defines it, 503 when its
+        mapping file cannot be used."""
         from dmhub_adapter.mapping.config import MappingConfigError
 
         try:
@@ -222,15 +226,13 @@ class IngestPipeline:
         sink.count(Metric.UNMAPPED, unmapped)
         sink.count(Metric.REJECTED, len(inbound.rejected), reason=MESSAGE_REJECTED)
         if reasons and keep_unmapped:
-            from dmhub_adapter.ingest.unmapped import build_record, send_record
+            from dmhub_adapter.ingest.unmapped import build_record
 
-            send_record(
-                self.settings.require("unmapped_queue_url"), build_record(request, inbound, reasons)
-            )
+            self.unmapped.send(build_record(request, inbound, reasons))
             self.log.info("payload kept on the unmapped queue", extra={"reasons": len(reasons)})
         if handed.in_flight:
             raise DependencyUnavailable("claim_in_flight")
-        outcome = Outcome(
+        outcome = IngestOutcome(
             enqueued=handed.enqueued,
             duplicates=handed.duplicates,
             skipped=skipped,

@@ -31,12 +31,15 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmhub_adapter.ingest.errors import DependencyUnavailable
 from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
 from dmhub_adapter.sources.base import Inbound
 from dmhub_adapter.webhook import WebhookRequest
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
 
@@ -137,3 +140,16 @@ def request_from_record(record: Mapping[str, Any]) -> WebhookRequest:
         received_at=float(received_at) if isinstance(received_at, (int, float)) else time.time(),
         request_id=str(record["request_id"]) if record.get("request_id") else None,
     )
+
+
+class UnmappedQueue:
+    """The UnmappedQueue as the pipeline sees it: one method that keeps a record or raises
+    :class:`DependencyUnavailable` (the request then answers 503 and the platform retries)."""
+
+    def __init__(self, queue_url: str, client: SQSClient) -> None:
+        self.queue_url = queue_url
+        self.client = client
+
+    def send(self, record: Mapping[str, Any]) -> str:
+        """Keep ``record``; returns the SQS message id."""
+        return send_record(self.queue_url, record, client=self.client)

@@ -10,7 +10,6 @@ file, the rule and the field named.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -327,7 +326,10 @@ def block_problems(exc: ValidationError, block: str) -> list[str]:
 
 
 def parse_mapping(text: str, file: str) -> MappingFile:
-    """Parse and validate one mapping file's text; raises :class:`MappingConfigError`."""
+    """Parse and validate one mapping file's text; raises :class:`MappingConfigError`.
+
+    This checks the mapping language only; the adapter's own blocks (``verification``,
+    ``reply``, ``options``) are checked by :func:`dmhub_adapter.sources.registry.parse_source_mapping`."""
     try:
         data = yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader
     except yaml.YAMLError as exc:
@@ -341,11 +343,6 @@ def parse_mapping(text: str, file: str) -> MappingFile:
     stem = Path(file).stem
     if stem != mapping.source and not file.startswith("<"):
         raise MappingConfigError(file, [f"field 'source': {mapping.source!r} must match the file name {stem!r}"])
-    from dmhub_adapter.sources.registry import check_adapter_config
-
-    problems = check_adapter_config(mapping)
-    if problems:
-        raise MappingConfigError(file, problems)
     return mapping
 
 
@@ -361,7 +358,7 @@ def _search_dirs(override: str | None) -> list[Path]:
 def mapping_path(source: str, mappings_dir: str | None = None) -> Path | None:
     if not SOURCE_NAME_RE.match(source):
         return None
-    for directory in _search_dirs(mappings_dir if mappings_dir is not None else os.environ.get("MAPPINGS_DIR")):
+    for directory in _search_dirs(mappings_dir):
         candidate = directory / f"{source}.yaml"
         if candidate.is_file():
             return candidate
@@ -374,7 +371,7 @@ def _load_cached(path: str, mtime_ns: int) -> MappingFile:
 
 
 def load_mapping(source: str, mappings_dir: str | None = None) -> MappingFile | None:
-    """The mapping for ``source`` (``MAPPINGS_DIR`` first, then the packaged ones), or None."""
+    """The mapping for ``source`` (``mappings_dir`` first, then the packaged ones), or None."""
     path = mapping_path(source, mappings_dir)
     if path is None:
         return None
@@ -383,22 +380,10 @@ def load_mapping(source: str, mappings_dir: str | None = None) -> MappingFile | 
 
 def available_sources(mappings_dir: str | None = None) -> list[str]:
     names: set[str] = set()
-    for directory in _search_dirs(mappings_dir if mappings_dir is not None else os.environ.get("MAPPINGS_DIR")):
+    for directory in _search_dirs(mappings_dir):
         if directory.is_dir():
             names.update(p.stem for p in directory.glob("*.yaml") if SOURCE_NAME_RE.match(p.stem))
     return sorted(names)
-
-
-def check_directory(directory: str | Path) -> dict[str, list[str]]:
-    """Validate every ``*.yaml`` in a directory; returns problems per file (empty when valid)."""
-    results: dict[str, list[str]] = {}
-    for path in sorted(Path(directory).glob("*.yaml")):
-        try:
-            parse_mapping(path.read_text(encoding="utf-8"), str(path))
-            results[str(path)] = []
-        except MappingConfigError as exc:
-            results[str(path)] = exc.problems
-    return results
 
 
 def json_schema() -> dict[str, Any]:

@@ -31,13 +31,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from dmhub_adapter.dmhub.client import DmhubClient, request_deadline
+from dmhub_adapter.dmhub.client import DmhubClient
 from dmhub_adapter.dmhub.errors import DmhubError
 from dmhub_adapter.dmhub.identity import IdentityResolver
 from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.queue import OutgoingMessage, send_messages
 from dmhub_adapter.sender.retry import RetryPolicy
-from dmhub_adapter.store.claims import ClaimStore
+from dmhub_adapter.store import ClaimStore
 
 # One thread per record of a full SQS batch (BatchSize 10): a smaller pool makes every
 # batch wait for two rounds of DM Hub calls.
@@ -47,7 +47,9 @@ DEFAULT_BUDGET_SECONDS = 60.0
 FAILURE_KEY = "failure"
 
 
-class Outcome(StrEnum):
+class RecordOutcome(StrEnum):
+    """What became of one SQS record: delivered, dead-lettered at once, or left to SQS."""
+
     DELIVERED = "delivered"
     DEAD_LETTERED = "dead_lettered"
     RETRY_LATER = "retry_later"
@@ -64,7 +66,7 @@ class RetryLater(Exception):  # it is an outcome, not a bug
 @dataclass(frozen=True)
 class RecordResult:
     message_id: str
-    outcome: Outcome
+    outcome: RecordOutcome
     attempts: int
     dmhub_id: int | None = None
     reason: str | None = None
@@ -151,65 +153,64 @@ class Sender:
         go back to SQS. Other exceptions (AWS calls failing) also leave it to SQS.
         """
         stats = stats or BatchStats()
-        with request_deadline(deadline):
+        try:
+            original, queued = parse_body(body)
+        except ValueError as exc:
+            return self._dead_letter(
+                body, None, message_id, reason=str(exc), kind="malformed", attempts=0, stats=stats
+            )
+        log = {
+            "message_id": message_id,
+            "claim": fingerprint(queued.claim_key),
+            "trace_id": queued.trace_id,
+            "source": queued.source,
+            "event_type": queued.event.event,
+        }
+        attempt = 0
+        while True:
+            attempt += 1
             try:
-                original, queued = parse_body(body)
-            except ValueError as exc:
-                return self._dead_letter(
-                    body, None, message_id, reason=str(exc), kind="malformed", attempts=0, stats=stats
-                )
-            log = {
-                "message_id": message_id,
-                "claim": fingerprint(queued.claim_key),
-                "trace_id": queued.trace_id,
-                "source": queued.source,
-                "event_type": queued.event.event,
-            }
-            attempt = 0
-            while True:
-                attempt += 1
-                try:
-                    dmhub_id = self._send(queued)
-                except DmhubError as error:
-                    if not error.retryable:
-                        self.logger.warning("permanent failure", extra={**log, "reason": error.describe()})
-                        return self._dead_letter(
-                            body,
-                            queued,
-                            message_id,
-                            reason=error.describe(),
-                            kind=error.kind,
-                            field_errors=error.field_errors,
-                            attempts=attempt,
-                            stats=stats,
-                            original=original,
-                        )
-                    delay = self.policy.delay(attempt, error, self.rng)
-                    left = deadline - time.monotonic()
-                    if not self.policy.should_retry(attempt, error, delay, left):
-                        stats.add("left_for_retry")
-                        self.logger.warning(
-                            "left for redelivery", extra={**log, "attempts": attempt, "reason": error.describe()}
-                        )
-                        raise RetryLater(error.describe()) from None
-                    stats.add("retried")
-                    self.logger.info(
-                        "retrying", extra={**log, "attempt": attempt, "delay": round(delay, 3), "reason": error.kind}
+                dmhub_id = self._send(queued, deadline)
+            except DmhubError as error:
+                if not error.retryable:
+                    self.logger.warning("permanent failure", extra={**log, "reason": error.describe()})
+                    return self._dead_letter(
+                        body,
+                        queued,
+                        message_id,
+                        reason=error.describe(),
+                        kind=error.kind,
+                        field_errors=error.field_errors,
+                        attempts=attempt,
+                        stats=stats,
+                        original=original,
                     )
-                    self.sleep(delay)
-                    continue
-                self.claims.mark_delivered(queued.claim_key, dmhub_id)
-                stats.add("delivered")
-                self.logger.info("delivered", extra={**log, "attempts": attempt, "dmhub_id": dmhub_id})
-                return RecordResult(message_id, Outcome.DELIVERED, attempt, dmhub_id=dmhub_id)
+                delay = self.policy.delay(attempt, error, self.rng)
+                left = deadline - time.monotonic()
+                if not self.policy.should_retry(attempt, error, delay, left):
+                    stats.add("left_for_retry")
+                    self.logger.warning(
+                        "left for redelivery", extra={**log, "attempts": attempt, "reason": error.describe()}
+                    )
+                    raise RetryLater(error.describe()) from None
+                stats.add("retried")
+                self.logger.info(
+                    "retrying", extra={**log, "attempt": attempt, "delay": round(delay, 3), "reason": error.kind}
+                )
+                self.sleep(delay)
+                continue
+            self.claims.mark_delivered(queued.claim_key, dmhub_id)
+            stats.add("delivered")
+            self.logger.info("delivered", extra={**log, "attempts": attempt, "dmhub_id": dmhub_id})
+            return RecordResult(message_id, RecordOutcome.DELIVERED, attempt, dmhub_id=dmhub_id)
 
-    def _send(self, queued: QueuedEvent) -> int:
+    def _send(self, queued: QueuedEvent, deadline: float) -> int:
         event = queued.event
         if event.customerId is None:
             assert queued.identity is not None  # QueuedEvent guarantees one of the two
-            customer_id = self.resolver.resolve(queued.identity)
+            customer_id = self.resolver.resolve(queued.identity, deadline=deadline)
             event = event.model_copy(update={"customerId": customer_id})
-        return self.dmhub.create_event(event).id
+        return self.dmhub.create_event(event, deadline=deadline).id
 
     def _dead_letter(
         self,
@@ -252,7 +253,7 @@ class Sender:
                     "could not mark the claim FAILED", extra={"claim": fingerprint(claim), "error": type(exc).__name__}
                 )
         stats.add("dead_lettered")
-        return RecordResult(message_id, Outcome.DEAD_LETTERED, attempts, reason=reason)
+        return RecordResult(message_id, RecordOutcome.DEAD_LETTERED, attempts, reason=reason)
 
     # -- a batch ------------------------------------------------------------------------------
 

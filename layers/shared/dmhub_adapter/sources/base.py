@@ -48,7 +48,7 @@ class Inbound:
 
 
 @dataclass
-class Outcome:
+class IngestOutcome:
     """What the pipeline did with an inbound payload; sources shape their reply from it."""
 
     enqueued: int = 0
@@ -76,7 +76,7 @@ class Source(Protocol):
         """Parse without checking signatures (dry runs, replays); decrypts when a secret is given."""
         ...
 
-    def reply(self, request: WebhookRequest, outcome: Outcome) -> WebhookResponse:
+    def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
         """The platform's success dialect (e.g. WeChat ``success``)."""
         ...
 

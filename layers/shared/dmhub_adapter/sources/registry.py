@@ -5,15 +5,21 @@ An adapter module ``dmhub_adapter.sources.<adapter>`` exposes:
 - ``build(mapping: MappingFile) -> Source``
 - optionally ``check_config(mapping: MappingFile) -> list[str]`` (problems with the adapter's
   own config blocks such as ``verification``), used by ``check-config`` and at load time.
+
+The mapping loader (:mod:`dmhub_adapter.mapping.config`) knows nothing of adapters; this
+module runs both checks, so a file is accepted only when its rules and its adapter blocks are
+valid, and the mapping package never imports the sources.
 """
 
 from __future__ import annotations
 
 import importlib
 import re
+from functools import lru_cache
+from pathlib import Path
 from types import ModuleType
 
-from dmhub_adapter.mapping.config import MappingFile, load_mapping
+from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, mapping_path, parse_mapping
 from dmhub_adapter.sources.base import Source
 
 _ADAPTER_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -32,6 +38,7 @@ def _adapter_module(name: str) -> ModuleType:
 
 
 def check_adapter_config(mapping: MappingFile) -> list[str]:
+    """Problems with the adapter's own blocks of ``mapping`` (empty when valid)."""
     try:
         module = _adapter_module(mapping.adapter)
     except LookupError as exc:
@@ -40,9 +47,49 @@ def check_adapter_config(mapping: MappingFile) -> list[str]:
     return list(check(mapping)) if check else []
 
 
+def parse_source_mapping(text: str, file: str) -> MappingFile:
+    """Parse one mapping file and check its adapter blocks; raises :class:`MappingConfigError`."""
+    mapping = parse_mapping(text, file)
+    problems = check_adapter_config(mapping)
+    if problems:
+        raise MappingConfigError(file, problems)
+    return mapping
+
+
+@lru_cache(maxsize=64)
+def _load_cached(path: str, mtime_ns: int) -> MappingFile:
+    return parse_source_mapping(Path(path).read_text(encoding="utf-8"), path)
+
+
+def load_source_mapping(name: str, mappings_dir: str | None = None) -> MappingFile | None:
+    """The checked mapping of source ``name`` (``mappings_dir`` first, then the packaged ones),
+    or None when no file defines it; a file reloads when it changes."""
+    path = mapping_path(name, mappings_dir)
+    if path is None:
+        return None
+    return _load_cached(str(path), path.stat().st_mtime_ns)
+
+
+def check_directory(directory: str | Path) -> dict[str, list[str]]:
+    """Validate every ``*.yaml`` in a directory; returns problems per file (empty when valid)."""
+    results: dict[str, list[str]] = {}
+    for path in sorted(Path(directory).glob("*.yaml")):
+        try:
+            parse_source_mapping(path.read_text(encoding="utf-8"), str(path))
+            results[str(path)] = []
+        except MappingConfigError as exc:
+            results[str(path)] = exc.problems
+    return results
+
+
 def source_for(name: str, mappings_dir: str | None = None) -> Source | None:
-    """The adapter instance for a source name, or None when no mapping file defines it."""
-    mapping = load_mapping(name, mappings_dir)
+    """The adapter instance for a source name, or None when no mapping file defines it.
+
+    Example::
+
+        source = source_for("wechat", settings.mappings_dir)
+    """
+    mapping = load_source_mapping(name, mappings_dir)
     if mapping is None:
         return None
     key = (name, id(mapping))

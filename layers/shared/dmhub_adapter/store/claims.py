@@ -18,23 +18,30 @@ A lapsed lease is taken over by the next claim even if the first holder had alre
 lease token and changes nothing.
 
 Duplicates cost one failed conditional write: ``ReturnValuesOnConditionCheckFailure`` hands
-back the existing item, so no extra read is needed to learn its status.
+back the existing item, so no extra read is needed to learn its status. The claim is the
+table's lease primitive (:mod:`.lease`) with "available" meaning absent, expired or PENDING.
 """
 
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-KEY = "pk"
-TTL_ATTRIBUTE = "expiresAt"
+from dmhub_adapter.store.lease import KEY, LEASE_UNTIL, TTL_ATTRIBUTE, LeaseTable, Refused, number, string
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+#: what a delivered or failed claim records; cleared when an expired item is claimed anew
+_OUTCOME_ATTRIBUTES = ("messageId", "queuedAt", "dmhubId", "deliveredAt", "reason", "failedAt")
 
 
 class ClaimStatus(StrEnum):
+    """Where a claimed event stands: see the module's state machine."""
+
     PENDING = "PENDING"
     QUEUED = "QUEUED"
     DELIVERED = "DELIVERED"
@@ -42,6 +49,7 @@ class ClaimStatus(StrEnum):
 
 
 def claim_key(source: str, account: str, external_id: str) -> str:
+    """The claim item's key: the mapping's externalId, scoped by source and account."""
     return f"{source}#{account}#{external_id}"
 
 
@@ -64,37 +72,28 @@ class Claim:
         return self.lease_until_ms < int((time.time() if now is None else now) * 1000)
 
 
-def _from_dynamo(item: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, typed in item.items():
-        (kind, value), = typed.items()
-        out[name] = int(value) if kind == "N" else value
-    return out
-
-
-class ClaimStore:
-    """Conditional writes on the idempotency table; one request per duplicate."""
+class ClaimTable:
+    """:class:`~dmhub_adapter.store.ClaimStore` on DynamoDB: one request per claim attempt,
+    duplicates included (the failed condition hands back the existing item)."""
 
     def __init__(
         self,
         table: str,
-        client: Any | None = None,
+        client: DynamoDBClient,
         *,
         lease_seconds: int = 30,
         ttl_seconds: int = 7 * 86400,
         clock: Callable[[], float] | None = None,
     ) -> None:
-        if client is None:
-            from dmhub_adapter import aws
-
-            client = aws.client("dynamodb")
         self.table = table
         self.client = client
+        self.leases = LeaseTable(table, client)
         self.lease_seconds = lease_seconds
         self.ttl_seconds = ttl_seconds
         self._clock = clock
 
     def clock(self) -> float:
+        """Now, in epoch seconds."""
         # Looked up at call time (not bound at construction) so a test can move the store's
         # notion of "now" without touching the process clock boto3 signs requests with.
         return self._clock() if self._clock is not None else time.time()
@@ -102,99 +101,71 @@ class ClaimStore:
     def claim(self, key: str, *, trace_id: str | None = None, lease_seconds: float | None = None) -> Claim:
         """Take the key for ``lease_seconds`` (the store's default when None), or report who has it."""
         now = self.clock()
-        lease = uuid.uuid4().hex
-        lease_until = int((now + (self.lease_seconds if lease_seconds is None else lease_seconds)) * 1000)
-        item = {
-            KEY: {"S": key},
-            "status": {"S": ClaimStatus.PENDING.value},
-            "lease": {"S": lease},
-            "leaseUntil": {"N": str(lease_until)},
-            "claimedAt": {"N": str(int(now))},
-            TTL_ATTRIBUTE: {"N": str(int(now + self.ttl_seconds))},
+        seconds = self.lease_seconds if lease_seconds is None else lease_seconds
+        values = {
+            ":pending": string(ClaimStatus.PENDING.value),
+            ":now": number(now),
+            ":ttl": number(now + self.ttl_seconds),
         }
+        also_set = ", #status = :pending, claimedAt = :now, #exp = :ttl"
         if trace_id:
-            item["traceId"] = {"S": trace_id}
-        try:
-            self.client.put_item(
-                TableName=self.table,
-                Item=item,
-                ConditionExpression=(
-                    "attribute_not_exists(#pk) OR #exp < :now "
-                    "OR (#status = :pending AND #leaseUntil < :nowms)"
-                ),
-                ExpressionAttributeNames={
-                    "#pk": KEY,
-                    "#exp": TTL_ATTRIBUTE,
-                    "#status": "status",
-                    "#leaseUntil": "leaseUntil",
-                },
-                ExpressionAttributeValues={
-                    ":now": {"N": str(int(now))},
-                    ":nowms": {"N": str(int(now * 1000))},
-                    ":pending": {"S": ClaimStatus.PENDING.value},
-                },
-                ReturnValuesOnConditionCheckFailure="ALL_OLD",
-            )
-        except self.client.exceptions.ConditionalCheckFailedException as exc:
-            old = _from_dynamo(exc.response.get("Item") or {})
-            status = old.get("status")
+            also_set += ", traceId = :trace"
+            values[":trace"] = string(trace_id)
+        taken = self.leases.take(
+            key,
+            # absent, past its dedup window, or PENDING (the primitive adds: with no live lease)
+            available="attribute_not_exists(#pk) OR #exp < :now OR #status = :pending",
+            now=now,
+            seconds=seconds,
+            also_set=also_set,
+            # an expired item's outcome belongs to the previous event, not to this claim
+            remove=", ".join(_OUTCOME_ATTRIBUTES) + ("" if trace_id else ", traceId"),
+            names={"#status": "status", "#exp": TTL_ATTRIBUTE},
+            values=values,
+            return_item=True,
+        )
+        if isinstance(taken, Refused):
+            status = taken.item.get("status")
             return Claim(
                 key=key,
                 acquired=False,
                 status=ClaimStatus(status) if isinstance(status, str) and status in ClaimStatus.__members__ else None,
-                lease_until_ms=old.get("leaseUntil"),
+                lease_until_ms=taken.item.get(LEASE_UNTIL),
             )
-        return Claim(key=key, acquired=True, lease=lease, lease_until_ms=lease_until)
+        return Claim(key=key, acquired=True, lease=taken, lease_until_ms=int((now + seconds) * 1000))
 
     def mark_queued(self, key: str, lease: str, message_id: str | None) -> bool:
         """PENDING → QUEUED if we still hold the lease; False when it was taken over."""
-        try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={KEY: {"S": key}},
-                UpdateExpression="SET #status = :queued, messageId = :mid, queuedAt = :now REMOVE leaseUntil",
-                ConditionExpression="#status = :pending AND lease = :lease",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":queued": {"S": ClaimStatus.QUEUED.value},
-                    ":pending": {"S": ClaimStatus.PENDING.value},
-                    ":lease": {"S": lease},
-                    ":mid": {"S": message_id or "-"},
-                    ":now": {"N": str(int(self.clock()))},
-                },
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self.leases.complete(
+            key,
+            lease,
+            "SET #status = :queued, messageId = :mid, queuedAt = :now",
+            names={"#status": "status"},
+            values={
+                ":queued": string(ClaimStatus.QUEUED.value),
+                ":mid": string(message_id or "-"),
+                ":now": number(self.clock()),
+            },
+        )
 
     def release(self, key: str, lease: str) -> bool:
         """Give a claim back after a failed enqueue, so the platform's retry can claim it."""
-        try:
-            self.client.delete_item(
-                TableName=self.table,
-                Key={KEY: {"S": key}},
-                ConditionExpression="#status = :pending AND lease = :lease",
-                ExpressionAttributeNames={"#status": "status"},
-                ExpressionAttributeValues={
-                    ":pending": {"S": ClaimStatus.PENDING.value},
-                    ":lease": {"S": lease},
-                },
-            )
-        except self.client.exceptions.ConditionalCheckFailedException:
-            return False
-        return True
+        return self.leases.delete(
+            key, lease, condition="#status = :pending", names={"#status": "status"},
+            values={":pending": string(ClaimStatus.PENDING.value)},
+        )
 
     def mark_delivered(self, key: str, dmhub_id: int | str | None) -> None:
         """Record the delivery (unconditional: DM Hub's externalId dedup already made it safe)."""
         self.client.update_item(
             TableName=self.table,
-            Key={KEY: {"S": key}},
+            Key={KEY: string(key)},
             UpdateExpression="SET #status = :delivered, dmhubId = :id, deliveredAt = :now REMOVE reason",
             ExpressionAttributeNames={"#status": "status"},
             ExpressionAttributeValues={
-                ":delivered": {"S": ClaimStatus.DELIVERED.value},
-                ":id": {"S": str(dmhub_id) if dmhub_id is not None else "-"},
-                ":now": {"N": str(int(self.clock()))},
+                ":delivered": string(ClaimStatus.DELIVERED.value),
+                ":id": string(str(dmhub_id) if dmhub_id is not None else "-"),
+                ":now": number(self.clock()),
             },
         )
 
@@ -203,21 +174,20 @@ class ClaimStore:
         try:
             self.client.update_item(
                 TableName=self.table,
-                Key={KEY: {"S": key}},
+                Key={KEY: string(key)},
                 UpdateExpression="SET #status = :failed, reason = :reason, failedAt = :now",
                 ConditionExpression="attribute_not_exists(#status) OR #status <> :delivered",
                 ExpressionAttributeNames={"#status": "status"},
                 ExpressionAttributeValues={
-                    ":failed": {"S": ClaimStatus.FAILED.value},
-                    ":delivered": {"S": ClaimStatus.DELIVERED.value},
-                    ":reason": {"S": reason[:1000]},
-                    ":now": {"N": str(int(self.clock()))},
+                    ":failed": string(ClaimStatus.FAILED.value),
+                    ":delivered": string(ClaimStatus.DELIVERED.value),
+                    ":reason": string(reason[:1000]),
+                    ":now": number(self.clock()),
                 },
             )
         except self.client.exceptions.ConditionalCheckFailedException:
             pass
 
     def get(self, key: str) -> dict[str, Any] | None:
-        response = self.client.get_item(TableName=self.table, Key={KEY: {"S": key}}, ConsistentRead=True)
-        item = response.get("Item")
-        return _from_dynamo(item) if item else None
+        """The claim item as plain values (consistent read), or None."""
+        return self.leases.get(key)

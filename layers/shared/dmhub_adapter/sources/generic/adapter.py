@@ -29,7 +29,7 @@ from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unavailable, Webh
 from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.engine import MappingError, split_messages
 from dmhub_adapter.sources import payloads
-from dmhub_adapter.sources.base import Account, Inbound, Outcome
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome
 from dmhub_adapter.sources.generic import signatures
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
 
@@ -269,7 +269,7 @@ class GenericSource:
 
     # -- answers ---------------------------------------------------------------------------
 
-    def reply(self, request: WebhookRequest, outcome: Outcome) -> WebhookResponse:
+    def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
         template = self.replies.success
         if template is None:
             return _json(200, {"success": True, "enqueued": outcome.enqueued, "duplicates": outcome.duplicates})

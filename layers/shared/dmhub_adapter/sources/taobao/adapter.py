@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.converters import parse_gmt8
-from dmhub_adapter.sources.base import Account, Inbound, MessageRejection, Outcome
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
 from dmhub_adapter.sources.taobao.signing import SIGN_METHODS, SignMethod, top_sign
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
@@ -209,7 +209,7 @@ class TaobaoSource:
         charset = _charset(request)
         return self._parse(request, _body_text(request, charset), charset)
 
-    def reply(self, request: WebhookRequest, outcome: Outcome) -> WebhookResponse:
+    def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
         if not outcome.rejected:
             return json_response(200, {"success": True})
         accepted = outcome.enqueued + outcome.duplicates + outcome.skipped + outcome.unmapped

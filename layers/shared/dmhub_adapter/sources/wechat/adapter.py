@@ -33,7 +33,7 @@ from dmhub_adapter.errors import (
     WebhookError,
 )
 from dmhub_adapter.mapping.config import MappingFile
-from dmhub_adapter.sources.base import Account, Inbound, Outcome
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome
 from dmhub_adapter.sources.wechat import crypto as wechat_crypto
 from dmhub_adapter.sources.xml import XmlError, parse_xml
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
@@ -291,7 +291,7 @@ class WeChatSource:
 
     # -- replies ----------------------------------------------------------------------------
 
-    def reply(self, request: WebhookRequest, outcome: Outcome) -> WebhookResponse:
+    def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
         # "success" needs no encryption even in safe mode, and stops WeChat's retries.
         return WebhookResponse(status=200, body="success", content_type="text/plain; charset=utf-8")
 
