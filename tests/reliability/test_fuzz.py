@@ -245,13 +245,13 @@ def test_number_conversion_is_bounded_and_only_raises_conversion_errors(value: A
     from dmhub_adapter.mapping import converters
 
     for name in ("number", "int", "yuan", "fen_to_yuan", "unix_seconds", "unix_millis", "string"):
-        started = time.perf_counter()
+        started = time.thread_time()  # CPU time: other processes on the machine do not count
         try:
             result = converters.CONVERTERS[name](value, None)
         except converters.ConversionError:
             result = None
         # bounded before any arithmetic: microseconds, never the seconds 1e1000000 once took
-        assert time.perf_counter() - started < 0.25, (name, value)
+        assert time.thread_time() - started < 0.5, (name, str(value)[:40])
         if result is not None and name != "string":
             json.dumps(result)  # what enqueue does with it
 
