@@ -220,7 +220,10 @@ def to_string(value: Any, _: str | None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float, Decimal)):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError as exc:  # an int beyond the interpreter's digit limit
+            raise ConversionError("string: the number is too large to write out") from exc
     raise ConversionError(f"string: expected a scalar, got {type(value).__name__}")
 
 
