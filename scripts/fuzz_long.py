@@ -27,6 +27,9 @@ TARGETS = (
     "test_mutated_queries_are_never_accepted",
     "test_mapping_engine_classifies_every_message",
     "test_model_validation_only_raises_value_errors",
+    "test_number_conversion_is_bounded_and_only_raises_conversion_errors",
+    "test_any_charset_is_a_4xx_or_decodes",
+    "test_deep_json_and_xml_are_4xx_or_parsed",
 )
 
 

@@ -183,13 +183,20 @@ wechat_like = st.fixed_dictionaries(
 
 
 def test_plaintext_downgrade_is_refused_for_a_safe_mode_account() -> None:
-    query = "&".join(p for p in WECHAT.raw_query.split("&") if not p.startswith(("encrypt_type=", "msg_signature=")))
-    forged = b"<xml><ToUserName>gh_0123456789ab</ToUserName><FromUserName>oForged</FromUserName></xml>"
+    sample = build_sample("wechat-follow", SAFE_ACCOUNT, now=NOW, openid="oFuzzDowngrade")
+    query = "&".join(p for p in sample.raw_query.split("&") if not p.startswith(("encrypt_type=", "msg_signature=")))
+    forged = (b"<xml><ToUserName>gh_0123456789ab</ToUserName><FromUserName>oForged</FromUserName>"
+              b"<CreateTime>%d</CreateTime></xml>" % int(NOW))
     inbound, error = receive("wechat", _request("wechat", forged, query), SAFE_ACCOUNT)
     assert inbound is None and error is not None and error.status == 403
-    # the downgrade is real: an account that opts out of the default takes the forged body
-    inbound, error = receive("wechat", _request("wechat", forged, query), {**SAFE_ACCOUNT, "requireEncryption": False})
+    # the downgrade is real: an account that opts out of the default takes the forged body ...
+    lax = {**SAFE_ACCOUNT, "requireEncryption": False}
+    inbound, error = receive("wechat", _request("wechat", forged, query), lax)
     assert error is None and inbound.messages[0]["FromUserName"] == "oForged"
+    # ... but only one: the signature is now bound to that body
+    other = forged.replace(b"oForged", b"oForged2")
+    inbound, error = receive("wechat", _request("wechat", other, query), lax)
+    assert inbound is None and error is not None and error.code == "signature_reused"
 
 
 @FUZZ
@@ -217,3 +224,96 @@ def test_model_validation_only_raises_value_errors(data: dict[str, Any]) -> None
     body = event.to_request()
     assert "id" not in body and "lastUpdated" not in body
     json.dumps(body)
+
+
+# -- numbers, charsets and nesting (issue 14: items 3, 8, 9) ------------------------------------
+
+#: numeric-looking text an attacker would send: long digit runs, exponents, signs, points
+numeric_text = st.one_of(
+    st.from_regex(r"\A[+-]?[0-9]{0,60}(\.[0-9]{0,30})?([eE][+-]?[0-9]{1,9})?\Z"),
+    st.integers(1, 200_000).map(lambda n: "9" * n),
+    st.integers(0, 10**9).map(lambda e: f"1e{e}"),
+    st.text(alphabet="0123456789eE+-.", max_size=80),
+    st.text(max_size=40),
+)
+numeric_values = numeric_text | st.integers() | st.floats() | st.integers(0, 5000).map(lambda n: 10**n)
+
+
+@FUZZ
+@given(value=numeric_values)
+def test_number_conversion_is_bounded_and_only_raises_conversion_errors(value: Any) -> None:
+    from dmhub_adapter.mapping import converters
+
+    for name in ("number", "int", "yuan", "fen_to_yuan", "unix_seconds", "unix_millis", "string"):
+        started = time.thread_time()  # CPU time: other processes on the machine do not count
+        try:
+            result = converters.CONVERTERS[name](value, None)
+        except converters.ConversionError:
+            result = None
+        # bounded before any arithmetic: microseconds, never the seconds 1e1000000 once took
+        assert time.thread_time() - started < 0.5, (name, str(value)[:40])
+        if result is not None and name != "string":
+            json.dumps(result)  # what enqueue does with it
+
+
+charset_names = st.one_of(
+    st.sampled_from(sorted({*__import__("encodings.aliases").aliases.aliases.values(), "undefined", "base64",
+                            "rot13", "zlib", "hex", "unicode_escape", "idna", "punycode", "utf-7", "gb2312"})),
+    st.text(max_size=20),
+)
+
+
+@FUZZ
+@given(charset=charset_names, body=st.binary(max_size=256))
+def test_any_charset_is_a_4xx_or_decodes(charset: str, body: bytes) -> None:
+    from dmhub_adapter.sources import payloads
+
+    for fmt in ("json", "form"):
+        try:
+            payloads.parse_body(body or b"{}", fmt, charset)
+        except WebhookError as exc:
+            assert 400 <= exc.status < 500
+    headers = {**TAOBAO.headers, "content-type": f"application/json; charset={charset}"}
+    request = _request("taobao", TAOBAO.body, TAOBAO.raw_query, headers)
+    inbound, _ = receive("taobao", request, TAOBAO_SECRET)
+    if inbound is not None:
+        # TOP signs bytes and the charset header is not signed: an ASCII-compatible charset
+        # reads the same ids and topic (only non-ASCII text reads differently)
+        original = json.loads(TAOBAO.body)
+        assert [(m["id"], m["topic"]) for m in inbound.messages] == [(original["id"], original["topic"])]
+
+
+def _nested(depth: int, kinds: str, filler: str) -> str:
+    opening = "".join("[" if kinds[i % len(kinds)] == "a" else '{"k":' for i in range(depth))
+    closing = "".join("]" if kinds[i % len(kinds)] == "a" else "}" for i in reversed(range(depth)))
+    return opening + filler + closing
+
+
+@FUZZ
+@given(depth=st.integers(0, 120_000) | st.integers(0, 80), kinds=st.text(alphabet="ao", min_size=1, max_size=5),
+       filler=st.sampled_from(['1', '"[[[["', '"]]]}"', '"\\"', "null", ""]), truncate=st.integers(0, 3))
+def test_deep_json_and_xml_are_4xx_or_parsed(depth: int, kinds: str, filler: str, truncate: int) -> None:
+    from dmhub_adapter.mapping import converters
+    from dmhub_adapter.sources import payloads
+
+    text = _nested(depth, kinds, filler)
+    text = text[: len(text) - truncate] if truncate else text
+    try:
+        payloads.parse_json(text.encode(), "utf-8")
+    except WebhookError as exc:
+        assert exc.status == 400
+    try:
+        converters.json_text(text, None)
+    except converters.ConversionError:
+        pass
+    xml = "<a>" * min(depth, 20_000) + "x" + "</a>" * min(depth, 20_000)
+    try:
+        payloads.parse_xml(xml.encode())
+    except WebhookError as exc:
+        assert exc.status == 400
+    # signed, so the nesting reaches the parser behind the signature
+    from dmhub_adapter.sources.taobao import signed_request
+
+    body = b'{"messages": ' + text.encode() + b"}"
+    query = signed_request(TAOBAO_SECRET, body, "md5", NOW)
+    receive("taobao", _request("taobao", body, query, {"content-type": "application/json"}), TAOBAO_SECRET)

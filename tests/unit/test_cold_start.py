@@ -4,7 +4,6 @@ botocore only, and mapping files that load without per-value signature parsing."
 from __future__ import annotations
 
 import importlib.util
-import os
 import uuid
 from collections.abc import Iterator
 from types import ModuleType
@@ -78,9 +77,9 @@ def _load_app(name: str) -> ModuleType:
     return module
 
 
-def _load_ingest_app() -> ModuleType:
+def _load_ingest_app(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     for name, value in STACK_ENV.items():
-        os.environ.setdefault(name, value)
+        monkeypatch.setenv(name, value)
     spec = importlib.util.spec_from_file_location(f"ingest_app_{uuid.uuid4().hex}",
                                                   ROOT / "functions" / "ingest" / "app.py")
     assert spec is not None and spec.loader is not None
@@ -110,7 +109,7 @@ def test_tracing_on_patches_botocore_only(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(aws_lambda_powertools, "Tracer", _RecordingTracer)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "false")
 
-    app = _load_ingest_app()
+    app = _load_ingest_app(monkeypatch)
 
     assert _RecordingTracer.built == [{"service": app.settings.observability.service, "patch_modules": ("botocore",)}]
     assert app.lambda_handler.capture_response is False
@@ -123,7 +122,7 @@ def test_tracing_off_builds_no_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(aws_lambda_powertools, "Tracer", _RecordingTracer)
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
 
-    app = _load_ingest_app()
+    app = _load_ingest_app(monkeypatch)
 
     assert _RecordingTracer.built == [] and not hasattr(app.lambda_handler, "capture_response")
 

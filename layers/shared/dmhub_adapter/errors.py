@@ -39,8 +39,17 @@ class Forbidden(WebhookError):
 
 
 class NotFound(WebhookError):
+    """No such source or account. The answer is one fixed text whatever was asked: echoing the
+    path would reflect caller input (up to the URL's length) and tell sources from accounts.
+    The specific reason stays in ``detail`` for the log."""
+
     status = 404
     code = "not_found"
+    PUBLIC_MESSAGE = "no such webhook; use /webhooks/{source}/{account}"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(self.PUBLIC_MESSAGE, code=code)
+        self.detail = message[:200]
 
 
 class MethodNotAllowed(WebhookError):

@@ -260,11 +260,11 @@ class IngestPipeline:
         if isinstance(error, Unavailable):
             reason = error.reason if isinstance(error, DependencyUnavailable) else error.code
             sink.count(Metric.UNAVAILABLE, reason=reason)
-            self.log.warning("answering 503", extra={"reason": reason})
+            self.log.warning("answering 503", extra={"reason": reason, "detail": error.message})
         else:
             sink.count(Metric.REJECTED, reason=error.code)
             self.log.info("request refused", extra={"status": error.status, "code": error.code,
-                                                    "detail": error.message})
+                                                    "detail": getattr(error, "detail", error.message)})
         if source is not None:
             try:
                 return source.error_reply(request, error)

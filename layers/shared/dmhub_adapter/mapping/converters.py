@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
@@ -22,6 +23,18 @@ from dmhub_adapter.model.customer_event import _civil, format_dmhub_date
 # A form-encoded query may carry the space as '+'.
 _GMT8_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[ +]([0-9]{2}):([0-9]{2}):([0-9]{2})$")
 _INTEGER_RE = re.compile(r"-?[0-9]+")
+#: a decimal number as text: sign, digits with an optional point, an optional short exponent.
+#: Checked before Decimal or int sees the text, so no caller-chosen exponent or digit count
+#: reaches arithmetic (``1e1000000`` took 27 s in int(); 5,000 digits exceed int()'s limit).
+_DECIMAL_RE = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+
+#: no webhook number has more significant characters than this (19-digit ids, amounts)
+MAX_NUMBER_CHARS = 40
+#: |value| below 10**MAX_MAGNITUDE: far beyond any amount or id, small enough for float and JSON
+MAX_MAGNITUDE = 40
+#: JSON nesting deeper than this is refused before the recursive parser sees it
+MAX_JSON_DEPTH = 64
+_JSON_TOKEN_RE = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 #: China Standard Time has no daylight saving; a fixed offset avoids loading tzdata.
 GMT8 = timezone(timedelta(hours=8), "Asia/Shanghai")
@@ -54,17 +67,96 @@ def converter(name: str, *, needs_argument: bool = False) -> Callable[[_F], _F]:
     return register
 
 
+def _short(value: Any) -> str:
+    """A value for an error message, cut short (the caller may have sent megabytes)."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _bounded_int(value: int, what: str) -> int:
+    # bit_length is O(1); str() of a huge int would itself hit the conversion limit.
+    if value.bit_length() > MAX_MAGNITUDE * 10 // 3:
+        raise ConversionError(f"{what}: the number is too large (more than {MAX_MAGNITUDE} digits)")
+    if abs(value) >= 10**MAX_MAGNITUDE:
+        raise ConversionError(f"{what}: the number is too large (more than {MAX_MAGNITUDE} digits)")
+    return value
+
+
 def _number(value: Any, what: str) -> int:
     if isinstance(value, bool):
         raise ConversionError(f"{what}: expected a number, got a boolean")
     if isinstance(value, int):
-        return value
+        return _bounded_int(value, what)
     # ASCII digits only: str.isdigit() also accepts '²' and other digits int() refuses.
-    if isinstance(value, str) and _INTEGER_RE.fullmatch(value.strip()):
-        return int(value.strip())
+    if isinstance(value, str):
+        text = value.strip()
+        if _INTEGER_RE.fullmatch(text[: MAX_NUMBER_CHARS + 1]) and len(text) <= MAX_NUMBER_CHARS:
+            return int(text)
+        if _INTEGER_RE.fullmatch(text):
+            raise ConversionError(f"{what}: the number is too large (more than {MAX_NUMBER_CHARS} characters)")
     if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise ConversionError(f"{what}: expected an integer, got {value!r}")
+        return _bounded_int(int(value), what)
+    raise ConversionError(f"{what}: expected an integer, got {_short(value)}")
+
+
+def _decimal(value: Any, what: str) -> Decimal:
+    """A bounded Decimal of a number or numeric text; raises ConversionError before any
+    arithmetic when the text is long, has a large exponent or is not a plain decimal."""
+    if isinstance(value, bool):
+        raise ConversionError(f"{what}: expected a number, got a boolean")
+    if isinstance(value, int):
+        return Decimal(_bounded_int(value, what))
+    if isinstance(value, float):
+        text = repr(value)
+    elif isinstance(value, (str, Decimal)):
+        text = str(value).strip()
+    else:
+        raise ConversionError(f"{what}: expected a number, got {type(value).__name__}")
+    if len(text) > MAX_NUMBER_CHARS:
+        raise ConversionError(f"{what}: the number is too large (more than {MAX_NUMBER_CHARS} characters)")
+    if not _DECIMAL_RE.fullmatch(text):
+        raise ConversionError(f"{what}: {_short(value)} is not a finite decimal number")
+    parsed = Decimal(text)
+    # adjusted() is the exponent of the leading digit: cheap, and exact for any size
+    if parsed and parsed.adjusted() >= MAX_MAGNITUDE:
+        raise ConversionError(f"{what}: {_short(value)} is too large (at most {MAX_MAGNITUDE} digits)")
+    return parsed
+
+
+def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
+    """The bracket nesting of JSON text, counting no further than ``limit + 1``.
+
+    Strings are skipped whole by the regular expression (in C), so brackets inside them do not
+    count and the scan is linear; malformed text is left for the parser to refuse."""
+    if text.count("[") + text.count("{") <= limit:
+        return 0  # cannot be deeper than the number of opening brackets
+    depth = deepest = 0
+    for match in _JSON_TOKEN_RE.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+                if deepest > limit:
+                    break
+        elif token in ("]", "}"):
+            depth -= 1
+    return deepest
+
+
+def load_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
+    """``json.loads`` with nesting bounded before the recursive parser runs.
+
+    Raises ``ValueError``: json's own for malformed text and over-long integers, and one
+    saying so for nesting deeper than ``max_depth``."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    if json_depth(text, max_depth) > max_depth:
+        raise ValueError(f"JSON nested deeper than {max_depth} levels")
+    try:
+        return json.loads(text)
+    except RecursionError as exc:  # cannot happen below the bound; kept as a last guard
+        raise ValueError(f"JSON nested deeper than {max_depth} levels") from exc
 
 
 def _epoch_to_date(seconds: int, what: str) -> str:
@@ -128,7 +220,10 @@ def to_string(value: Any, _: str | None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (str, int, float, Decimal)):
-        return str(value)
+        try:
+            return str(value)
+        except ValueError as exc:  # an int beyond the interpreter's digit limit
+            raise ConversionError("string: the number is too large to write out") from exc
     raise ConversionError(f"string: expected a scalar, got {type(value).__name__}")
 
 
@@ -173,37 +268,30 @@ def fen_to_yuan(value: Any, _: str | None) -> str:
     try:
         return str((Decimal(fen) / 100).quantize(Decimal("0.01")))
     except InvalidOperation as exc:  # more digits than the decimal context holds
-        raise ConversionError(f"fen_to_yuan: {value!r} is too large an amount") from exc
+        raise ConversionError(f"fen_to_yuan: {_short(value)} is too large an amount") from exc
 
 
 @converter("yuan")
 def yuan(value: Any, _: str | None) -> str:
     """A yuan amount (``"199"``, ``199.5``) → two-decimal string (``"199.00"``)."""
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise ConversionError(f"yuan: {value!r} is not a decimal amount") from exc
-    if not amount.is_finite():
-        raise ConversionError(f"yuan: {value!r} is not a finite amount")
+    amount = _decimal(value, "yuan")
     try:
         return str(amount.quantize(Decimal("0.01")))
     except InvalidOperation as exc:  # more digits than the decimal context holds (e.g. 1e26)
-        raise ConversionError(f"yuan: {value!r} is too large an amount") from exc
+        raise ConversionError(f"yuan: {_short(value)} is too large an amount") from exc
 
 
 @converter("number")
 def number(value: Any, _: str | None) -> int | float:
     """A numeric custom attribute (DM Hub quantity/amount attributes)."""
-    if isinstance(value, bool):
-        raise ConversionError("number: expected a number, got a boolean")
-    if isinstance(value, (int, float)):
+    if isinstance(value, float):
+        if not math.isfinite(value) or abs(value) >= 10.0**MAX_MAGNITUDE:
+            raise ConversionError(f"number: {value!r} is not a finite number below 1e{MAX_MAGNITUDE}")
         return value
-    try:
-        parsed = Decimal(str(value).strip())
-    except InvalidOperation as exc:
-        raise ConversionError(f"number: {value!r} is not a number") from exc
-    if not parsed.is_finite():
-        raise ConversionError(f"number: {value!r} is not a finite number")
+    # Bounded in characters and magnitude before any arithmetic (see _decimal).
+    parsed = _decimal(value, "number")
+    if isinstance(value, int):
+        return value
     return int(parsed) if parsed == parsed.to_integral_value() else float(parsed)
 
 
@@ -213,13 +301,18 @@ def json_text(value: Any, _: str | None) -> Any:
     if isinstance(value, (dict, list)):
         return value
     if isinstance(value, bytes):
-        value = value.decode("utf-8")
+        try:
+            value = value.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ConversionError("json: the bytes are not UTF-8") from exc
     if not isinstance(value, str):
         raise ConversionError(f"json: expected a JSON string, got {type(value).__name__}")
     try:
-        return json.loads(value)
+        return load_json(value)
     except json.JSONDecodeError as exc:
         raise ConversionError(f"json: not valid JSON ({exc.msg} at position {exc.pos})") from exc
+    except ValueError as exc:  # too deep, or an integer beyond int()'s digit limit
+        raise ConversionError(f"json: {exc}") from exc
 
 
 @converter("urldecode")

@@ -6,14 +6,22 @@ size is capped before anything is decoded (413). XML goes through defusedxml onl
 
 from __future__ import annotations
 
+import codecs
 from typing import Any
 from urllib.parse import unquote_plus
 from xml.etree.ElementTree import Element, ParseError
 
 from dmhub_adapter.errors import BadRequest, PayloadTooLarge
+from dmhub_adapter.mapping.converters import MAX_JSON_DEPTH, load_json
 
 #: a form with more fields than this is not a webhook
 MAX_FORM_FIELDS = 1000
+#: XML nested deeper than this is refused before the recursive conversion walks it
+MAX_XML_DEPTH = 32
+#: Python codecs that are not charsets: they transform text (escapes, IDNA) or refuse every use
+#: (``undefined``), so a Content-Type naming one is a bad request, not a reason to crash
+_NOT_CHARSETS = frozenset({"undefined", "unicode_escape", "raw_unicode_escape", "idna", "punycode",
+                           "mbcs", "oem", "palmos"})
 
 CONTENT_TYPES = {
     "json": "application/json",
@@ -27,22 +35,41 @@ def check_size(body: bytes, limit: int) -> None:
         raise PayloadTooLarge(f"body is {len(body)} bytes; this source accepts at most {limit}")
 
 
-def _text(body: bytes, charset: str) -> str:
+def text_codec(charset: str) -> str:
+    """The codec name of a Content-Type charset that really is a text encoding; else 400.
+
+    ``codecs.lookup`` also finds bytes-to-bytes codecs (base64, zlib), text transforms and the
+    ``undefined`` codec that raises on every use; none of them is a charset."""
+    shown = charset[:40]
     try:
-        return body.decode(charset)
-    except LookupError as exc:
-        raise BadRequest(f"unknown charset {charset!r} in Content-Type") from exc
+        info = codecs.lookup(charset)
+    except (LookupError, ValueError, TypeError) as exc:
+        raise BadRequest(f"unknown charset {shown!r} in Content-Type", code="bad_charset") from exc
+    if not getattr(info, "_is_text_encoding", True) or info.name.replace("-", "_") in _NOT_CHARSETS:
+        raise BadRequest(f"{shown!r} in Content-Type is not a charset", code="bad_charset")
+    return info.name
+
+
+def decode_text(body: bytes, charset: str) -> str:
+    """``body`` decoded in ``charset``; every failure is a 400 naming the charset."""
+    codec = text_codec(charset)
+    try:
+        return body.decode(codec)
     except UnicodeDecodeError as exc:
-        raise BadRequest(f"body is not valid {charset}: {exc.reason} at byte {exc.start}") from exc
+        raise BadRequest(f"body is not valid {codec}: {exc.reason} at byte {exc.start}", code="bad_charset") from exc
+    except (UnicodeError, LookupError, ValueError) as exc:
+        raise BadRequest(f"body cannot be decoded as {codec}", code="bad_charset") from exc
+
+
+_text = decode_text
 
 
 def parse_json(body: bytes, charset: str) -> Any:
-    import json
-
+    """JSON text → value; nesting beyond ``MAX_JSON_DEPTH`` is refused before parsing (400)."""
     try:
-        return json.loads(_text(body, charset))
+        return load_json(_text(body, charset), max_depth=MAX_JSON_DEPTH)
     except ValueError as exc:
-        raise BadRequest(f"body is not valid JSON: {exc}") from exc
+        raise BadRequest(f"body is not valid JSON: {str(exc)[:200]}") from exc
 
 
 def parse_form(body: bytes, charset: str) -> dict[str, str]:
@@ -56,8 +83,24 @@ def parse_form(body: bytes, charset: str) -> dict[str, str]:
         name, sep, value = segment.partition("=")
         if not sep or not name:
             raise BadRequest(f"body is not form-encoded: segment {segment[:40]!r} is not name=value")
-        fields.setdefault(unquote_plus(name, encoding=charset), unquote_plus(value, encoding=charset))
+        try:
+            fields.setdefault(unquote_plus(name, encoding=charset), unquote_plus(value, encoding=charset))
+        except (UnicodeError, LookupError, ValueError) as exc:
+            raise BadRequest(f"form field {name[:40]!r} cannot be decoded as {charset[:40]}",
+                             code="bad_charset") from exc
     return fields
+
+
+def _depth(element: Element) -> int:
+    """Nesting of an element tree, found without recursion (the tree may be very deep)."""
+    deepest, stack = 0, [(element, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if deepest > MAX_XML_DEPTH:
+            break
+        stack.extend((child, depth + 1) for child in node)
+    return deepest
 
 
 def _element_value(element: Element) -> Any:
@@ -85,6 +128,8 @@ def parse_xml(body: bytes) -> dict[str, Any]:
         root = fromstring(body)
     except (ParseError, DefusedXmlException, ValueError) as exc:
         raise BadRequest(f"body is not acceptable XML: {exc}") from exc
+    if _depth(root) > MAX_XML_DEPTH:
+        raise BadRequest(f"body is XML nested deeper than {MAX_XML_DEPTH} levels")
     value = _element_value(root)
     return value if isinstance(value, dict) else {}
 

@@ -320,8 +320,15 @@ def _sorted_params(spec: SortedParams, request: SignedRequest) -> str:
         if name in spec.exclude:
             continue
         value = _text(source[name])
-        if value is None or (spec.skip_empty and value == ""):
+        if value is None:
+            if spec.from_ == "fields":
+                # An object, array or null has no k+v text, so the signature cannot cover it; it
+                # would reach the mapping unsigned (an added "customer": {...} verified before).
+                raise Unauthorized(f"body field {name[:64]!r} is not a string, number or boolean, so the "
+                                   "signature cannot cover it", code="unsigned_field")
             continue
+        if spec.skip_empty and value == "":
+            continue  # the sender leaves it out too; an empty text carries no value to forge
         pairs.append(f"{name}{spec.assign}{value}")
     return spec.join.join(pairs)
 
@@ -354,17 +361,53 @@ def signed_bytes(scheme: SignatureScheme, request: SignedRequest, secret: Mappin
     return b"".join(chunks)
 
 
+_BASE64_RE = re.compile(r"[A-Za-z0-9+/]*={0,2}")
+_HEX_RE = re.compile(r"(?:[0-9A-Fa-f]{2})*")
+#: the field prime of edwards25519
+_P25519 = 2**255 - 19
+#: y-coordinates of the points of small order (1, 2, 4, 8): as public keys they make forged
+#: signatures verify (the identity point accepts (R = identity, S = 0) for every message).
+#: The same set libsodium refuses in ``crypto_sign_verify_detached`` (``has_small_order``).
+_SMALL_ORDER_Y = frozenset({
+    0,
+    1,
+    _P25519 - 1,
+    int.from_bytes(bytes.fromhex("26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05"), "little"),
+    int.from_bytes(bytes.fromhex("c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a"), "little"),
+})
+
+
 def decode_key(raw: str, decoding: str) -> bytes:
-    """Key material from a secret field (``whsec``: Standard Webhooks' prefixed base64)."""
+    """Key material from a secret field (``whsec``: Standard Webhooks' prefixed base64).
+
+    Strict: a character outside the alphabet is an error, never silently dropped (a key with
+    junk in it is a typo the operator must see, not a different key)."""
     if decoding == "text":
         return raw.encode("utf-8")
+    text = raw.strip()
     if decoding == "hex":
-        return bytes.fromhex(raw)
+        if not _HEX_RE.fullmatch(text):
+            raise ValueError("not an even number of hex digits")
+        return bytes.fromhex(text)
     if decoding == "whsec":
         for prefix in _KEY_PREFIXES:
-            raw = raw.removeprefix(prefix)
-    # Keys are often stored without padding; extra padding is ignored by b64decode.
-    return base64.b64decode(raw + "==", validate=False)
+            text = text.removeprefix(prefix)
+    # Keys are often stored without padding: pad to a multiple of 4, then decode strictly.
+    text = text.rstrip("=")
+    if not _BASE64_RE.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not base64")
+    return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+
+
+def check_ed25519_public_key(key: bytes) -> None:
+    """Raise ValueError unless ``key`` is a 32-byte canonical ed25519 point of large order."""
+    if len(key) != 32:
+        raise ValueError(f"an ed25519 public key is 32 bytes, not {len(key)}")
+    y = int.from_bytes(key, "little") & ((1 << 255) - 1)
+    if y >= _P25519:
+        raise ValueError("not a canonical ed25519 point encoding")
+    if y in _SMALL_ORDER_Y:
+        raise ValueError("a small-order ed25519 point (it would accept forged signatures)")
 
 
 def _keys(scheme: SignatureScheme, secret: Mapping[str, Any]) -> list[bytes]:
@@ -375,8 +418,12 @@ def _keys(scheme: SignatureScheme, secret: Mapping[str, Any]) -> list[bytes]:
             continue  # older keys are optional
         try:
             key = decode_key(_secret_text(secret, name), scheme.key.decode)
+            if scheme.algorithm == "ed25519":
+                check_ed25519_public_key(key)
         except (ValueError, binascii.Error) as exc:
-            raise Unavailable(f"the account's secret field {name!r} is not valid {scheme.key.decode}",
+            # The field is named (the operator must find it); the key itself never is.
+            raise Unavailable(f"the account's secret field {name!r} is not a valid {scheme.key.decode} "
+                              f"{'ed25519 public key' if scheme.algorithm == 'ed25519' else 'key'}: {exc}",
                               code="account_misconfigured") from exc
         if not key:
             raise Unavailable(f"the account's secret field {name!r} is empty", code="account_misconfigured")

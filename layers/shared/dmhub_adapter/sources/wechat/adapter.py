@@ -5,7 +5,13 @@
 - ``POST`` every message or event: ``signature`` always; with ``encrypt_type=aes`` also
   ``msg_signature`` over token/timestamp/nonce/``Encrypt``, then AES decryption
   (:mod:`.wechat_crypto`). Only the decrypted copy is trusted in compatible mode.
-- A timestamp window (default ±300 s) limits replays of captured signatures.
+- A timestamp window (default ±300 s) limits replays of captured signatures; the message's own
+  ``CreateTime`` (decrypted, or plaintext) must lie in the same window, so a captured signature
+  whose timestamp and nonce are swapped (both signatures sort their inputs) carries nothing old.
+- A (timestamp, nonce, signature) binds to the first body it arrives with
+  (:mod:`dmhub_adapter.store.signature_binding`): the same request again is a redelivery,
+  another body under it is refused. A POST carrying ``echostr`` (a URL-verification
+  signature) is refused, and a handshake binds its signature too.
 - Bodies are parsed with defusedxml (no DTDs, no entities) into flat dicts of element text.
 - Every authentic request is answered ``success``; refusals are JSON errors.
 
@@ -36,12 +42,20 @@ from dmhub_adapter.mapping.config import MappingFile
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome
 from dmhub_adapter.sources.wechat import crypto as wechat_crypto
 from dmhub_adapter.sources.xml import XmlError, parse_xml
+from dmhub_adapter.store.signature_binding import Binder, binding_key, body_digest
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 DEFAULT_TIMESTAMP_TOLERANCE = 300
 MAX_TIMESTAMP_TOLERANCE = 24 * 3600
 MAX_ECHOSTR = 512
+#: how long past its window a binding is kept when the nonce reads as a future Unix time: a
+#: captured signature with timestamp and nonce swapped is valid again at that time, and only a
+#: binding still present then refuses the other body it would carry (plaintext mode)
+SWAP_GUARD_SECONDS = 400 * 86400
+#: one answer for every decryption failure: distinct ones (padding, length, appid) would be a
+#: CBC padding oracle for anyone holding the token but not the key
+DECRYPT_FAILED = "Encrypt could not be decrypted with this account's key"
 
 Mode = Literal["plain", "compat", "safe"]
 
@@ -179,14 +193,36 @@ def _text(value: Any) -> str:
 
 
 class WeChatSource:
-    def __init__(self, mapping: MappingFile) -> None:
+    """The WeChat dialect; ``binding`` stores signature bindings (built on first use when None)."""
+
+    def __init__(self, mapping: MappingFile, *, binding: Binder | None = None) -> None:
         self.name = mapping.source
         self.mapping = mapping
+        self._binding = binding
         problems = check_config(mapping)
         if problems:
             raise ValueError("; ".join(problems))
         self.options: dict[str, Any] = dict(mapping.options)
         self.max_body_bytes = int(self.options.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+
+    @property
+    def binding(self) -> Binder:
+        """The signature-binding store: the idempotency table named by ``IDEMPOTENCY_TABLE``.
+
+        Without that setting (dry runs, local tools) bindings live in this process; a deployed
+        ingest always has it, since nothing could be claimed or enqueued without it."""
+        if self._binding is None:
+            from dmhub_adapter.settings import Settings
+            from dmhub_adapter.store.signature_binding import MemoryBinding, SignatureBinding
+
+            table = Settings.from_env().idempotency_table
+            if table:
+                from dmhub_adapter import aws
+
+                self._binding = SignatureBinding(aws.client("dynamodb"), table)
+            else:
+                self._binding = MemoryBinding()
+        return self._binding
 
     # -- verification ---------------------------------------------------------------------
 
@@ -194,8 +230,8 @@ class WeChatSource:
         if len(request.body) > self.max_body_bytes:
             raise PayloadTooLarge(f"body of {len(request.body)} bytes exceeds the {self.max_body_bytes}-byte limit")
 
-    def _verify_query(self, request: WebhookRequest, config: _Config) -> tuple[str, str]:
-        """Check ``signature`` and the timestamp window; returns (timestamp, nonce)."""
+    def _verify_query(self, request: WebhookRequest, config: _Config) -> tuple[str, str, str]:
+        """Check ``signature`` and the timestamp window; returns (timestamp, nonce, signature)."""
         query = request.query
         signature, timestamp, nonce = (query.get(name) for name in ("signature", "timestamp", "nonce"))
         if not signature or not timestamp or not nonce:
@@ -207,16 +243,42 @@ class WeChatSource:
         now = request.received_at or time.time()
         if abs(now - int(timestamp)) > config.tolerance:
             raise Unauthorized(f"timestamp is outside the allowed window of ±{config.tolerance} s")
-        return timestamp, nonce
+        return timestamp, nonce, signature.strip().lower()
+
+    def _check_create_time(self, timestamp: str, message: Mapping[str, Any], config: _Config) -> None:
+        """The message's own ``CreateTime`` must lie in the signed timestamp's window."""
+        created = _text(message.get("CreateTime")).strip()
+        if not _TIMESTAMP_RE.match(created):
+            raise BadRequest("CreateTime is missing or not Unix seconds")
+        # Against the signed timestamp, itself within the window of now: a swapped timestamp
+        # and nonce make a fresh-looking signature, but the message inside stays as old as it is.
+        if abs(int(timestamp) - int(created)) > config.tolerance:
+            raise Unauthorized(f"CreateTime is outside the allowed window of ±{config.tolerance} s",
+                               code="stale_message")
+
+    def _bind(self, request: WebhookRequest, account: Account, config: _Config, signed: tuple[str, str, str],
+              digest: str) -> None:
+        """Bind the signed values to ``digest``; another body under them is refused (401)."""
+        timestamp, nonce, signature = signed
+        now = int(request.received_at or time.time())
+        expires = int(timestamp) + config.tolerance
+        if _TIMESTAMP_RE.match(nonce) and now < int(nonce) <= now + SWAP_GUARD_SECONDS:
+            expires = max(expires, int(nonce) + config.tolerance)
+        # Timestamp and nonce sorted: the swapped pair signs the same, so it meets the same item.
+        key = binding_key(self.name, account.name, *sorted((timestamp, nonce)), signature)
+        if not self.binding.bind(key, digest, expires):
+            raise Unauthorized("this signature was already used with another body", code="signature_reused")
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
         config = _account_config(account, self.options)
-        self._verify_query(request, config)
+        signed = self._verify_query(request, config)
         echostr = request.query.get("echostr")
         if not echostr:
             raise BadRequest("echostr is required for URL verification")
         if len(echostr) > MAX_ECHOSTR or not echostr.isprintable():
             raise BadRequest("echostr is not a short printable string")
+        # A verification signature is then spent on this handshake and cannot carry a POST body.
+        self._bind(request, account, config, signed, body_digest(b"GET\n" + echostr.encode("utf-8")))
         # The raw value and nothing else: WeChat compares the body byte for byte.
         return WebhookResponse(
             status=200,
@@ -228,13 +290,25 @@ class WeChatSource:
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
         self._check_size(request)
         config = _account_config(account, self.options)
-        timestamp, nonce = self._verify_query(request, config)
+        signed = self._verify_query(request, config)
+        timestamp, nonce, _ = signed
+        if "echostr" in request.query:
+            # A URL-verification signature (often in access logs) must not authorize a message.
+            raise Unauthorized("a POST must not carry echostr", code="bad_signature")
         encrypt_type = (request.query.get("encrypt_type") or "raw").lower()
         if encrypt_type == "raw":
             if config.require_encryption:
                 raise Forbidden("plaintext mode is refused for this account; switch it to safe mode")
             message = _parse(request.body, "body")
-            return self._inbound([message], request.body, mode="plain", key_index=None)
+            inbound = self._inbound([message], request.body, mode="plain", key_index=None)
+        else:
+            inbound = self._receive_encrypted(request, config, timestamp, nonce, encrypt_type)
+        self._check_create_time(timestamp, inbound.messages[0], config)
+        self._bind(request, account, config, signed, body_digest(request.body))
+        return inbound
+
+    def _receive_encrypted(self, request: WebhookRequest, config: _Config, timestamp: str, nonce: str,
+                           encrypt_type: str) -> Inbound:
         if encrypt_type != "aes":
             raise BadRequest(f"unsupported encrypt_type {encrypt_type[:16]!r}")
         envelope = _parse(request.body, "body")
@@ -255,7 +329,7 @@ class WeChatSource:
         try:
             payload, key_index = wechat_crypto.decrypt_with_any(encrypted, aes_keys, app_id)
         except wechat_crypto.WeChatCryptoError as exc:
-            raise BadRequest(f"Encrypt: {exc}") from exc
+            raise BadRequest(DECRYPT_FAILED, code="decrypt_failed") from exc
         message = _parse(payload, "decrypted message")
         if _text(message.get("ToUserName")) != _text(envelope.get("ToUserName")):
             raise BadRequest("the decrypted ToUserName does not match the envelope's")
