@@ -58,13 +58,12 @@ def deliver_and_check(flow: Flow, tid: int) -> None:
 
 def test_claim_write_failure_answers_503_then_the_retry_delivers_once(flow: Flow, fault: Any) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    # a claim is one conditional UpdateItem (the lease primitive)
-    fault(dynamodb, "update_item", failing_first(dynamodb.update_item, throttled("UpdateItem"), times=10))
+    fault(dynamodb, "put_item", failing_first(dynamodb.put_item, throttled("PutItem"), times=10))
     sample = taobao_paid(tid := new_tid())
     assert flow.post(sample) == 503
     assert flow.receive() == []  # nothing was enqueued
     mock.patch.stopall()
-    fault(dynamodb, "update_item", dynamodb.update_item)  # keep the fixture's bookkeeping simple
+    fault(dynamodb, "put_item", dynamodb.put_item)  # keep the fixture's bookkeeping simple
     assert flow.post(sample) == 200
     deliver_and_check(flow, tid)
 

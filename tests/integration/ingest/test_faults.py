@@ -6,6 +6,7 @@ rest of each request runs against moto for real.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -35,8 +36,7 @@ def failing(code: str, operation: str, calls: list[Any] | None = None) -> Callab
 
 def test_dynamodb_throttling_on_claim_is_503_and_nothing_is_enqueued(ingest: Ingest, fault: Any) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    # a claim is one conditional UpdateItem (the lease primitive)
-    outage = fault(dynamodb, "update_item", failing("ProvisionedThroughputExceededException", "UpdateItem"))
+    outage = fault(dynamodb, "put_item", failing("ProvisionedThroughputExceededException", "PutItem"))
 
     response = ingest.invoke(order("T1"))
 
@@ -51,16 +51,16 @@ def test_dynamodb_throttling_on_claim_is_503_and_nothing_is_enqueued(ingest: Ing
 
 def test_throttling_midway_releases_the_claims_already_taken(ingest: Ingest, monkeypatch: pytest.MonkeyPatch) -> None:
     dynamodb = aws_clients.client("dynamodb")
-    real_update = dynamodb.update_item
+    real_put = dynamodb.put_item
     puts: list[str] = []
 
     def second_put_throttled(**kwargs: Any) -> Any:
-        puts.append(kwargs["Key"]["pk"]["S"])
+        puts.append(kwargs["Item"]["pk"]["S"])
         if len(puts) == 2:
-            raise client_error("ThrottlingException", "UpdateItem")
-        return real_update(**kwargs)
+            raise client_error("ThrottlingException", "PutItem")
+        return real_put(**kwargs)
 
-    monkeypatch.setattr(dynamodb, "update_item", second_put_throttled)
+    monkeypatch.setattr(dynamodb, "put_item", second_put_throttled)
 
     response = ingest.invoke({"events": [order("M1"), order("M2"), order("M3")]})
 
@@ -244,8 +244,7 @@ def test_concurrent_duplicates_enqueue_exactly_once(ingest: Ingest) -> None:
     from dmhub_adapter.settings import IngestSettings
     from dmhub_adapter_tools.local.apigw_event import make_event
 
-    pipeline = build_pipeline(IngestSettings.from_env())
-    pipeline.pending_wait = 20.0
+    pipeline = build_pipeline(dataclasses.replace(IngestSettings.from_env(), claim_wait_seconds=20.0))
     body = b'{"type": "order", "id": "K1", "user": "u", "at": 1732780800}'
     threads = 8
     barrier = threading.Barrier(threads)

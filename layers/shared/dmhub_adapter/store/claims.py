@@ -35,8 +35,6 @@ from dmhub_adapter.store.lease import KEY, LEASE_UNTIL, TTL_ATTRIBUTE, LeaseTabl
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-#: what a delivered or failed claim records; cleared when an expired item is claimed anew
-_OUTCOME_ATTRIBUTES = ("messageId", "queuedAt", "dmhubId", "deliveredAt", "reason", "failedAt")
 
 
 class ClaimStatus(StrEnum):
@@ -102,27 +100,23 @@ class ClaimTable:
         """Take the key for ``lease_seconds`` (the store's default when None), or report who has it."""
         now = self.clock()
         seconds = self.lease_seconds if lease_seconds is None else lease_seconds
-        values = {
-            ":pending": string(ClaimStatus.PENDING.value),
-            ":now": number(now),
-            ":ttl": number(now + self.ttl_seconds),
+        item = {
+            "status": string(ClaimStatus.PENDING.value),
+            "claimedAt": number(now),
+            TTL_ATTRIBUTE: number(now + self.ttl_seconds),
+            **({"traceId": string(trace_id)} if trace_id else {}),
         }
-        also_set = ", #status = :pending, claimedAt = :now, #exp = :ttl"
-        if trace_id:
-            also_set += ", traceId = :trace"
-            values[":trace"] = string(trace_id)
         taken = self.leases.take(
             key,
             # absent, past its dedup window, or PENDING (the primitive adds: with no live lease)
             available="attribute_not_exists(#pk) OR #exp < :now OR #status = :pending",
             now=now,
             seconds=seconds,
-            also_set=also_set,
-            # an expired item's outcome belongs to the previous event, not to this claim
-            remove=", ".join(_OUTCOME_ATTRIBUTES) + ("" if trace_id else ", traceId"),
-            names={"#status": "status", "#exp": TTL_ATTRIBUTE},
-            values=values,
+            names={"#status": "status", "#exp": TTL_ATTRIBUTE, "#pk": KEY},
+            values={":pending": string(ClaimStatus.PENDING.value), ":now": number(now)},
             return_item=True,
+            # written anew: an expired item's outcome belongs to the previous event
+            replace_with=item,
         )
         if isinstance(taken, Refused):
             status = taken.item.get("status")

@@ -14,11 +14,12 @@ result appears, the lease can be taken, or the wait runs out.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -92,12 +93,15 @@ class LeaseTable:
         names: Mapping[str, str] | None = None,
         values: Mapping[str, AttributeValueTypeDef] | None = None,
         return_item: bool = False,
+        replace_with: Mapping[str, AttributeValueTypeDef] | None = None,
     ) -> str | Refused:
         """Take a lease on ``key`` for ``seconds`` when ``available`` holds and no lease is live.
 
         ``also_set`` adds ``SET`` clauses written with the lease (``", a = :a"`` form) and
-        ``remove`` attributes to drop. Returns the lease token, or :class:`Refused` carrying
-        the existing item when ``return_item`` asks DynamoDB for it (one request either way).
+        ``remove`` attributes to drop. With ``replace_with`` the item is written anew (a
+        conditional put of those attributes plus the lease) instead of updated, so nothing of
+        a previous item survives. Returns the lease token, or :class:`Refused` carrying the
+        existing item when ``return_item`` asks DynamoDB for it (one request either way).
         """
         lease = uuid.uuid4().hex
         all_names = {"#lease": LEASE, "#leaseUntil": LEASE_UNTIL, **(names or {})}
@@ -109,21 +113,34 @@ class LeaseTable:
             ":nowms": number(now * 1000),
             **(values or {}),
         }
-        update = f"SET #lease = :lease, #leaseUntil = :leaseUntil{also_set}"
-        if remove:
-            update += f" REMOVE {remove}"
+        condition = f"({available}) AND (attribute_not_exists(#leaseUntil) OR #leaseUntil < :nowms)"
+        returned: Literal["ALL_OLD", "NONE"] = "ALL_OLD" if return_item else "NONE"
         try:
-            self.client.update_item(
-                TableName=self.table,
-                Key={KEY: string(key)},
-                UpdateExpression=update,
-                ConditionExpression=(
-                    f"({available}) AND (attribute_not_exists(#leaseUntil) OR #leaseUntil < :nowms)"
-                ),
-                ExpressionAttributeNames=all_names,
-                ExpressionAttributeValues=all_values,
-                ReturnValuesOnConditionCheckFailure="ALL_OLD" if return_item else "NONE",
-            )
+            if replace_with is not None:
+                used = set(re.findall(r"[#:][A-Za-z0-9_]+", condition))
+                put_values = {name: value for name, value in all_values.items() if name in used}
+                self.client.put_item(
+                    TableName=self.table,
+                    Item={**replace_with, KEY: string(key), LEASE: all_values[":lease"],
+                          LEASE_UNTIL: all_values[":leaseUntil"]},
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={k: v for k, v in all_names.items() if k in used},
+                    ExpressionAttributeValues=put_values,
+                    ReturnValuesOnConditionCheckFailure=returned,
+                )
+            else:
+                update = f"SET #lease = :lease, #leaseUntil = :leaseUntil{also_set}"
+                if remove:
+                    update += f" REMOVE {remove}"
+                self.client.update_item(
+                    TableName=self.table,
+                    Key={KEY: string(key)},
+                    UpdateExpression=update,
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames=all_names,
+                    ExpressionAttributeValues=all_values,
+                    ReturnValuesOnConditionCheckFailure=returned,
+                )
         except self.client.exceptions.ConditionalCheckFailedException as exc:
             old: Any = exc.response.get("Item") or {}
             return Refused(from_dynamo(old))
