@@ -85,7 +85,8 @@ def _secrets() -> dict[str, dict[str, Any]]:
 
 
 def expected_external_ids(sample: Any, secret: dict[str, Any]) -> list[str]:
-    """What the adapter will make of a sample, by the library's own dry-run path (no AWS)."""
+    """The externalIds DM Hub will store for a sample, by the library's own dry-run path (no AWS)."""
+    from dmhub_adapter.ingest.external_ids import dmhub_external_id
     from dmhub_adapter.mapping.engine import map_payload
     from dmhub_adapter.sources.base import Account
     from dmhub_adapter.sources.registry import source_for
@@ -99,7 +100,8 @@ def expected_external_ids(sample: Any, secret: dict[str, Any]) -> list[str]:
     inbound = source.parse_unverified(request, Account(sample.source, sample.account, source.mapping, secret))
     results = map_payload(source.mapping, inbound.messages, {"source": sample.source, "account": sample.account,
                                                              "received_at": int(request.received_at)})
-    return [str(m.event.externalId) for r in results for m in r.events]
+    return [dmhub_external_id(sample.source, sample.account, str(m.event.externalId))
+            for r in results for m in r.events]
 
 
 def _sample(kind: str, n: int, secrets: dict[str, dict[str, Any]], run: str) -> Any:

@@ -33,7 +33,7 @@ def _compact(value: Any) -> str:
 
 
 def _signed_event(source: str, body: bytes, headers: dict[str, str], *, request_id: str,
-                  extra_signatures: list[str] | None = None) -> dict[str, Any]:
+                  extra_signatures: list[str] | None = None, sent_at: int = SENT_AT) -> dict[str, Any]:
     adapter = source_for(source)
     assert adapter is not None, f"no mapping file for {source}"
     scheme = adapter.verification  # type: ignore[attr-defined]
@@ -41,14 +41,14 @@ def _signed_event(source: str, body: bytes, headers: dict[str, str], *, request_
     secret = load_accounts().secret(source, ACCOUNT)
     assert secret is not None, f"no demo account for {source}"
     lowered = {name.lower(): value for name, value in headers.items()}
-    signature = sign(scheme, SignedRequest(body=body, headers=lowered, received_at=SENT_AT), secret)
+    signature = sign(scheme, SignedRequest(body=body, headers=lowered, received_at=sent_at), secret)
     assert scheme.signature.header is not None
     values = [*(extra_signatures or []), signature]
     separator = scheme.signature.separator or ""
     all_headers = {"content-type": "application/json", **lowered,
                    scheme.signature.header.lower(): separator.join(values) if separator else signature}
     return make_event(method="POST", source=source, account=ACCOUNT, body=body, headers=all_headers,
-                      request_id=request_id, now_ms=SENT_AT * 1000)
+                      request_id=request_id, now_ms=sent_at * 1000)
 
 
 def _youzan_body(type_: str, status: str, msg: dict[str, Any], *, test: bool = False) -> bytes:
@@ -108,8 +108,10 @@ def events() -> dict[str, dict[str, Any]]:
         "youzan-test-message.json": _signed_event(
             "youzan", _youzan_body("trade_TradeCreate", "WAIT_BUYER_PAY", {"tid": "E20240101000000000001"},
                                    test=True), {}, request_id="youzan-test-message"),
+        # Doudian's documented paid message, received a minute after its pay_time (the mapping
+        # bounds a message's age by its own time).
         "doudian-order-paid.json": _signed_event("doudian", doudian_paid, {"app-id": "7000000000000000001"},
-                                                 request_id="doudian-order-paid"),
+                                                 request_id="doudian-order-paid", sent_at=1630373564),
         "doudian-order-created-and-paid.json": _signed_event(
             "doudian", doudian_batch, {"app-id": "7000000000000000001"}, request_id="doudian-batch"),
         "standard-webhooks-invoice-paid.json": _signed_event(

@@ -113,9 +113,10 @@ class Flow:
     # -- DM Hub ------------------------------------------------------------------------------
 
     def events_by_external_id(self) -> dict[str, list[dict[str, Any]]]:
+        """Stored events by the mapping's key (DM Hub holds it as ``{source}:{account}:{key}``)."""
         found: dict[str, list[dict[str, Any]]] = {}
         for event in self.dmhub.state.events():
-            found.setdefault(event["externalId"], []).append(event)
+            found.setdefault(event["externalId"].split(":", 2)[-1], []).append(event)
         return found
 
     def assert_exactly_once(self, *external_ids: str) -> None:

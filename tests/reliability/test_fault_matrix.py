@@ -180,7 +180,7 @@ def test_validation_error_goes_to_the_dlq_with_its_reason(flow: Flow) -> None:
     assert flow.dmhub.state.events() == []
     dead = flow.dead_letters()
     assert len(dead) == 1
-    assert dead[0]["event"]["externalId"] == taobao_external_id(tid)
+    assert dead[0]["event"]["externalId"] == f"taobao:demo:{taobao_external_id(tid)}"
     assert dead[0]["failure"]["reason"]
     assert flow.claim_status("taobao", taobao_external_id(tid)) == "FAILED"
 
@@ -250,5 +250,5 @@ def test_persistent_5xx_ends_in_the_dlq_after_max_receives(flow: Flow, monkeypat
         if int(attrs["ApproximateNumberOfMessages"]) > 0:
             break
     dead = flow.dead_letters()
-    assert [d["event"]["externalId"] for d in dead] == [taobao_external_id(tid)]
+    assert [d["event"]["externalId"] for d in dead] == [f"taobao:demo:{taobao_external_id(tid)}"]
     assert flow.dmhub.state.events() == []

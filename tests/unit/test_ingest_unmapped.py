@@ -72,3 +72,56 @@ def test_records_that_cannot_be_replayed_are_refused(change: dict[str, Any]) -> 
 
     with pytest.raises(RecordError):
         request_from_record(record)
+
+
+# ---- records over the queue's size limit (issue 14, item 9b) ---------------------------------
+
+
+def huge_record() -> dict[str, Any]:
+    inbound = Inbound(messages=[], payload=b"[" + b"{}," * 27_999 + b"{}]", payload_type="application/json")
+    reasons = [f"message #{n}: no rule matched this message" for n in range(1, 28_001)]
+    return build_record(request(source="doudian", account="shop1"), inbound, reasons)
+
+
+def test_an_oversize_record_without_a_bucket_is_a_clear_413(monkeypatch: pytest.MonkeyPatch) -> None:
+    from dmhub_adapter.errors import PayloadTooLarge
+    from dmhub_adapter.ingest.unmapped import BUCKET_ENV, send_record
+
+    monkeypatch.delenv(BUCKET_ENV, raising=False)
+    with pytest.raises(PayloadTooLarge, match=BUCKET_ENV) as info:
+        send_record("https://sqs.invalid/q", huge_record(), client=object())
+    assert info.value.status == 413
+
+
+def test_an_oversize_record_goes_to_s3_and_reads_back() -> None:
+    import json
+
+    import boto3
+    from moto import mock_aws
+
+    from dmhub_adapter.ingest.unmapped import INLINE_MAX, OBJECT_PREFIX, resolve_record, send_record
+    from dmhub_adapter_tools.local.resources import create_stack
+
+    record = huge_record()
+    assert len(json.dumps(record).encode()) > INLINE_MAX
+    with mock_aws():
+        session = boto3.session.Session(region_name="eu-west-1")
+        stack = create_stack(session)
+        sqs, s3 = session.client("sqs"), session.client("s3")
+        send_record(stack.unmapped_queue_url, record, client=sqs, bucket=stack.unmapped_bucket, s3=s3)
+        (message,) = sqs.receive_message(QueueUrl=stack.unmapped_queue_url)["Messages"]
+        pointer = json.loads(message["Body"])
+        assert "payload" not in pointer and pointer["payload_ref"]["key"].startswith(f"{OBJECT_PREFIX}doudian/shop1/")
+        assert len(pointer["reasons"]) == 21 and "27980 more" in pointer["reasons"][-1]
+        assert resolve_record(pointer, s3=s3) == record
+        assert request_from_record(resolve_record(pointer, s3=s3)).body == record["payload"].encode()
+        s3.delete_object(Bucket=stack.unmapped_bucket, Key=pointer["payload_ref"]["key"])
+        with pytest.raises(RecordError, match="gone"):
+            resolve_record(pointer, s3=s3)
+
+
+def test_a_small_record_stays_inline() -> None:
+    from dmhub_adapter.ingest.unmapped import resolve_record
+
+    record = build_record(request(), Inbound(messages=[], payload=b"<xml/>"), ["message #1: x"])
+    assert resolve_record(record, s3=object()) is record

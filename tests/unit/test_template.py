@@ -316,10 +316,140 @@ def test_ingest_permissions(resources: dict[str, Any]) -> None:
         map(json.dumps, [getatt("EventQueue", "Arn"), getatt("UnmappedQueue", "Arn")])
     )
     assert allowed(role, "sqs:ReceiveMessage") == []
-    # Source secrets only under the prefix; the DM Hub credentials are explicitly out of reach.
-    (secrets,) = allowed(role, "secretsmanager:GetSecretValue")
-    assert secrets["Fn::Sub"].endswith(":secret:${SecretsPrefix}/*")
-    assert [s["Resource"] for s in denied(role, "secretsmanager:GetSecretValue")] == [ref("DmHubSecret")]
+    assert allowed(role, "s3:PutObject") == [{"Fn::Sub": "${UnmappedPayloadBucket.Arn}/unmapped/*"}]
+
+
+# The values intrinsic functions see when the secret patterns are evaluated below.
+PARAMETERS = {"AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
+              "SecretsPrefix": "dmhub-adapter"}
+
+
+def evaluate(node: Any, parameters: dict[str, Any]) -> Any:
+    """The few intrinsic functions the ingest's secret patterns use, evaluated."""
+    if isinstance(node, list):
+        return [evaluate(item, parameters) for item in node]
+    if not isinstance(node, dict):
+        return node
+    ((function, argument),) = node.items()
+    if function == "Ref":
+        return parameters[argument]
+    if function == "Fn::Join":
+        return argument[0].join(evaluate(argument[1], parameters))
+    if function == "Fn::Split":
+        return evaluate(argument[1], parameters).split(argument[0])
+    if function == "Fn::Select":
+        return evaluate(argument[1], parameters)[int(argument[0])]
+    if function == "Fn::Sub":
+        text, extra = (argument, {}) if isinstance(argument, str) else argument
+        values = {**parameters, **{k: evaluate(v, parameters) for k, v in extra.items()}}
+        return re.sub(r"\$\{([^}]+)\}", lambda m: str(values[m.group(1)]), text)
+    raise AssertionError(f"unexpected {function}")
+
+
+def secret_arn(name: str) -> str:
+    return f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{name}-AbC123"
+
+
+def iam_match(pattern: str, arn: str) -> bool:
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, arn) is not None
+
+
+def test_ingest_reads_only_the_secrets_of_the_sources_it_serves(resources: dict[str, Any], sam: dict[str, Any]) -> None:
+    _, role = role_of(resources, "IngestFunction")
+    default = sam["Parameters"]["IngestSources"]["Default"].split(",")
+    patterns = [evaluate(r, {**PARAMETERS, "IngestSources": default})
+                for r in allowed(role, "secretsmanager:GetSecretValue")]
+
+    def readable(name: str) -> bool:
+        return any(iam_match(p, secret_arn(name)) for p in patterns)
+
+    for source in ("wechat", "taobao", "youzan", "doudian", "standard-webhooks"):
+        assert readable(f"dmhub-adapter/{source}/demo"), source
+    # another stack's nested prefix, sources not served, the DM Hub credentials: out of reach
+    for name in ("dmhub-adapter/staging/wechat/demo", "dmhub-adapter/acme/t1", "dmhub-adapter/dmhub",
+                 "other/wechat/demo"):
+        assert not readable(name), name
+    served = [evaluate(r, {**PARAMETERS, "IngestSources": ["acme"]})
+              for r in allowed(role, "secretsmanager:GetSecretValue")]
+    assert any(iam_match(p, secret_arn("dmhub-adapter/acme/t1")) for p in served)
+    assert not any(iam_match(p, secret_arn("dmhub-adapter/wechat/demo")) for p in served)
+
+
+def test_the_dmhub_secret_deny_names_it_and_survives_re_creation(resources: dict[str, Any]) -> None:
+    _, role = role_of(resources, "IngestFunction")
+    (deny,) = denied(role, "secretsmanager:GetSecretValue")
+    pattern = evaluate(deny["Resource"], PARAMETERS)
+    # any random suffix Secrets Manager gives the secret, today or after it is re-created
+    assert iam_match(pattern, secret_arn("dmhub-adapter/dmhub"))
+    assert iam_match(pattern, "arn:aws:secretsmanager:eu-west-1:123456789012:secret:dmhub-adapter/dmhub-Zz9Yy8")
+    assert not iam_match(pattern, secret_arn("dmhub-adapter/dmhub-sandbox"))
+
+
+def test_each_route_family_has_its_own_throttle(resources: dict[str, Any], sam: dict[str, Any]) -> None:
+    (stage,) = of_type(resources, "AWS::ApiGatewayV2::Stage").values()
+    settings = stage["Properties"]["RouteSettings"]
+    expected = {
+        "GET /webhooks/wechat/{account}": "Wechat", "POST /webhooks/wechat/{account}": "Wechat",
+        "POST /webhooks/taobao/{account}": "Taobao",
+        "GET /webhooks/{source}/{account}": "Generic", "POST /webhooks/{source}/{account}": "Generic",
+    }
+    assert set(settings) == set(expected)
+    for route, family in expected.items():
+        assert settings[route] == {"ThrottlingRateLimit": ref(f"{family}ThrottleRate"),
+                                   "ThrottlingBurstLimit": ref(f"{family}ThrottleBurst")}
+        assert sam["Parameters"][f"{family}ThrottleRate"]["Type"] == "Number"
+    (api,) = of_type(resources, "AWS::ApiGatewayV2::Api").values()
+    paths = api["Properties"]["Body"]["paths"]
+    assert {"/webhooks/wechat/{account}", "/webhooks/taobao/{account}", "/webhooks/{source}/{account}"} <= set(paths)
+
+
+def test_a_route_without_source_parameter_still_names_its_source() -> None:
+    from dmhub_adapter.apigw import request_from_event
+
+    event = {"routeKey": "POST /webhooks/wechat/{account}", "pathParameters": {"account": "oa1"},
+             "requestContext": {"routeKey": "POST /webhooks/wechat/{account}", "http": {"method": "POST"}}}
+    request = request_from_event(event)
+    assert (request.source, request.account) == ("wechat", "oa1")
+    generic = {"pathParameters": {"source": "acme", "account": "t"},
+               "requestContext": {"routeKey": "POST /webhooks/{source}/{account}", "http": {"method": "POST"}}}
+    assert request_from_event(generic).source == "acme"
+
+
+def test_ingest_concurrency_cap_is_optional(resources: dict[str, Any], sam: dict[str, Any]) -> None:
+    assert sam["Parameters"]["IngestReservedConcurrency"]["Default"] == -1
+    cap = resources["IngestFunction"]["Properties"]["ReservedConcurrentExecutions"]
+    assert cap == {"Fn::If": ["HasIngestCap", ref("IngestReservedConcurrency"), ref("AWS::NoValue")]}
+    assert sam["Conditions"]["HasIngestCap"] == {"Fn::Not": [{"Fn::Equals": [ref("IngestReservedConcurrency"), -1]}]}
+
+
+def test_the_waf_is_optional_per_ip_and_in_front_of_the_api(resources: dict[str, Any], sam: dict[str, Any]) -> None:
+    assert sam["Parameters"]["WafRateLimit"]["Default"] == 0
+    acl, distribution = resources["WebhookWebAcl"], resources["WebhookDistribution"]
+    assert acl["Condition"] == distribution["Condition"] == "HasWaf"
+    assert acl["Properties"]["Scope"] == "CLOUDFRONT"
+    (rule,) = acl["Properties"]["Rules"]
+    assert rule["Action"] == {"Block": {}}
+    assert rule["Statement"]["RateBasedStatement"] == {"Limit": ref("WafRateLimit"), "AggregateKeyType": "IP"}
+    config = distribution["Properties"]["DistributionConfig"]
+    assert config["WebACLId"] == getatt("WebhookWebAcl", "Arn")
+    assert "POST" in config["DefaultCacheBehavior"]["AllowedMethods"]
+    # CloudFront-scoped WebACLs exist only in us-east-1: the stack refuses the WAF elsewhere
+    assertion = sam["Rules"]["WafNeedsUsEast1"]["Assertions"][0]["Assert"]
+    assert assertion == {"Fn::Equals": [ref("AWS::Region"), "us-east-1"]}
+
+
+def test_oversize_unmapped_records_have_a_private_encrypted_expiring_bucket(resources: dict[str, Any]) -> None:
+    bucket = resources["UnmappedPayloadBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert all(bucket["PublicAccessBlockConfiguration"].values()) and len(bucket["PublicAccessBlockConfiguration"]) == 4
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == 14 and rule["Status"] == "Enabled"
+    for function in ("IngestFunction", "SenderFunction"):
+        assert resources[function]["Properties"]["Environment"]["Variables"]["UNMAPPED_BUCKET"] == ref(
+            "UnmappedPayloadBucket")
+    _, sender = role_of(resources, "SenderFunction")
+    assert allowed(sender, "s3:PutObject") == []
 
 
 def test_ingest_cannot_read_the_dmhub_token_or_identity_cache(resources: dict[str, Any]) -> None:

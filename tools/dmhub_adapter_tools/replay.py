@@ -16,8 +16,10 @@ Use from the replay command::
     else:
         keep it; show result.reasons # still unmapped (or refused by the adapter)
 
-Raises :class:`ReplayError` for a record that can never replay (unknown version or source,
-payload the adapter cannot parse) and :class:`~dmhub_adapter.ingest.errors.DependencyUnavailable`
+A pointer record (``payload_ref``, see :mod:`dmhub_adapter.ingest.unmapped`) is first read
+back from its S3 bucket. Raises :class:`ReplayError` for a record that can never replay
+(unknown version or source, payload the adapter cannot parse, stored object gone) and
+:class:`~dmhub_adapter.ingest.errors.DependencyUnavailable`
 when DynamoDB or SQS fail (try again later). A replay never writes to the UnmappedQueue.
 """
 
@@ -30,7 +32,7 @@ from typing import Any
 from dmhub_adapter.errors import NotFound, WebhookError
 from dmhub_adapter.ingest.bootstrap import build_pipeline
 from dmhub_adapter.ingest.pipeline import IngestPipeline
-from dmhub_adapter.ingest.unmapped import RecordError, request_from_record
+from dmhub_adapter.ingest.unmapped import RecordError, request_from_record, resolve_record
 from dmhub_adapter.observability import MetricsSink
 from dmhub_adapter.settings import IngestSettings
 from dmhub_adapter.sources.base import Account, IngestOutcome
@@ -57,10 +59,12 @@ def replay_unmapped_record(
     *,
     pipeline: IngestPipeline | None = None,
     metrics: MetricsSink | None = None,
+    s3: Any | None = None,
 ) -> ReplayResult:
     pipeline = pipeline or build_pipeline(IngestSettings.from_env())
     try:
-        request = request_from_record(record)
+        # A record stored by reference (over the queue's size) is read back from its bucket.
+        request = request_from_record(resolve_record(record, s3=s3))
     except RecordError as exc:
         raise ReplayError(str(exc)) from exc
     try:

@@ -39,7 +39,7 @@ def request_from_event(event: Mapping[str, Any]) -> WebhookRequest:
     epoch_ms = context.get("timeEpoch")
     return WebhookRequest(
         method=str(http.get("method") or "POST").upper(),
-        source=str(params.get("source") or ""),
+        source=str(params.get("source") or _source_from_route(context)),
         account=str(params.get("account") or ""),
         body=body,
         query=query,
@@ -49,6 +49,15 @@ def request_from_event(event: Mapping[str, Any]) -> WebhookRequest:
         received_at=(epoch_ms / 1000.0) if isinstance(epoch_ms, (int, float)) else time.time(),
         request_id=context.get("requestId"),
     )
+
+
+def _source_from_route(context: dict[str, Any]) -> str:
+    """The source named literally by the route (``POST /webhooks/wechat/{account}``): sources
+    with their own throttle have routes without a ``{source}`` parameter."""
+    parts = str(context.get("routeKey") or "").split(" ", 1)[-1].split("/")
+    if len(parts) == 4 and parts[1] == "webhooks" and not parts[2].startswith("{"):
+        return parts[2]
+    return ""
 
 
 def response_to_event(response: WebhookResponse) -> dict[str, Any]:

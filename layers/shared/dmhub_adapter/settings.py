@@ -108,7 +108,8 @@ class IngestSettings:
     """Everything the IngestFunction reads from its environment.
 
     ``CLAIM_WAIT_MS`` bounds the wait on a claim another request holds (see ``ingest.handoff``);
-    ``MAX_BODY_BYTES`` is the cap before any source-specific one.
+    ``MAX_BODY_BYTES`` is the cap of sources that set none; ``UNMAPPED_BUCKET`` keeps unmapped
+    records too large for the queue (without it they are refused with 413).
     """
 
     idempotency_table: str
@@ -120,6 +121,7 @@ class IngestSettings:
     claim_lease_seconds: int = 30
     claim_wait_seconds: float = 2.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    unmapped_bucket: str | None = None
     observability: Observability = Observability("dmhub-adapter-ingest", "DmhubAdapter", False)
 
     @classmethod
@@ -136,6 +138,7 @@ class IngestSettings:
             claim_lease_seconds=env.integer("CLAIM_LEASE_SECONDS", 30, low=1, high=900),
             claim_wait_seconds=env.integer("CLAIM_WAIT_MS", 2000, low=0, high=30_000) / 1000,
             max_body_bytes=env.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, low=1, high=6 * 1024 * 1024),
+            unmapped_bucket=env.optional("UNMAPPED_BUCKET"),
             observability=Observability.read(env, "dmhub-adapter-ingest"),
         )
 

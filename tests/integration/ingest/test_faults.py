@@ -93,7 +93,7 @@ def test_sqs_failure_after_claim_releases_it_and_the_retry_enqueues_exactly_once
     retry = ingest.invoke(order("S1"))
 
     assert retry.status == 200 and retry.json()["enqueued"] == 1
-    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["order|S1"]
+    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["acme:shop1:order|S1"]
     assert ingest.claim("order|S1")["status"] == "QUEUED"  # type: ignore[index]
     assert ingest.invoke(order("S1")).json()["duplicates"] == 1
     assert ingest.events() == []
@@ -123,7 +123,7 @@ def test_a_partially_failed_batch_keeps_what_was_sent_and_releases_the_rest(inge
 
     assert retry.status == 200 and (retry.json()["enqueued"], retry.json()["duplicates"]) == (1, 2)
     ids = sorted(m["body"]["event"]["externalId"] for m in ingest.events())
-    assert ids == ["order|P0", "order|P1", "order|P2"]
+    assert ids == ["acme:shop1:order|P0", "acme:shop1:order|P1", "acme:shop1:order|P2"]
 
 
 class Died(BaseException):
@@ -156,7 +156,7 @@ def test_crash_between_enqueue_and_mark_is_recovered_after_the_lease_lapses(
     assert retry.status == 200 and retry.json()["enqueued"] == 1
     messages = ingest.events()
     assert len(messages) == 2
-    assert {m["body"]["event"]["externalId"] for m in messages} == {"order|X1"}
+    assert {m["body"]["event"]["externalId"] for m in messages} == {"acme:shop1:order|X1"}
     assert {m["body"]["claim_key"] for m in messages} == {"acme#shop1#order|X1"}
     assert ingest.claim("order|X1")["status"] == "QUEUED"  # type: ignore[index]
 
@@ -200,7 +200,7 @@ def test_unmapped_queue_failure_is_503_and_the_retry_keeps_the_payload(ingest: I
     retry = ingest.invoke(payload)
 
     assert retry.status == 200 and retry.json()["duplicates"] == 1
-    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["order|U1"]
+    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["acme:shop1:order|U1"]
     (kept,) = ingest.unmapped()
     assert kept["body"]["reasons"] == ["message #2: no rule matched this message"]
 
@@ -267,4 +267,4 @@ def test_concurrent_duplicates_enqueue_exactly_once(ingest: Ingest) -> None:
     assert [status for status, _ in results] == [200] * threads
     assert sum(sink.counts["Enqueued"] for sink in sinks) == 1
     assert sum(sink.counts["Duplicate"] for sink in sinks) == threads - 1
-    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["order|K1"]
+    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["acme:shop1:order|K1"]

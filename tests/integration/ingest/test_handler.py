@@ -24,7 +24,7 @@ def test_event_is_claimed_enqueued_and_marked_queued(ingest: Ingest) -> None:
     assert body["claim_key"] == "acme#shop1#order|A1"
     assert body["rule"] == "order"
     assert body["identity"] == {"type": "acme-user", "value": "u-9", "name": None, "create": True}
-    assert body["event"] == {"event": "c_acme_order", "externalId": "order|A1",
+    assert body["event"] == {"event": "c_acme_order", "externalId": "acme:shop1:order|A1",
                              "date": "2024-11-28T08:00:00Z", "targetId": "A1"}
     assert body["trace_id"]
     assert message["attributes"] == {"source": "acme", "account": "shop1", "event": "c_acme_order"}
@@ -64,7 +64,8 @@ def test_a_multi_event_payload_is_sent_as_one_batch_and_repeats_inside_collapse(
     assert ingest.invoke(payload).status == 200
 
     messages = ingest.events()
-    assert sorted(m["body"]["event"]["externalId"] for m in messages) == sorted(f"order|B{i}" for i in range(12))
+    expected = sorted(f"acme:shop1:order|B{i}" for i in range(12))
+    assert sorted(m["body"]["event"]["externalId"] for m in messages) == expected
     assert all(ingest.claim(f"order|B{i}")["status"] == "QUEUED" for i in range(12))  # type: ignore[index]
 
 
@@ -80,7 +81,7 @@ def test_unmapped_payload_is_kept_whole_and_still_acknowledged(ingest: Ingest) -
     response = ingest.invoke(payload, headers={"content-type": "application/json", "x-secret": "no"})
 
     assert response.status == 200
-    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["order|C1"]
+    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["acme:shop1:order|C1"]
     (kept,) = ingest.unmapped()
     record = kept["body"]
     assert record["source"] == "acme" and record["account"] == "shop1"
@@ -124,7 +125,7 @@ def test_replay_maps_an_unmapped_record_with_the_fixed_config(ingest: Ingest, ma
 
     assert result.resolved and result.reasons == []
     assert (result.outcome.enqueued, result.outcome.duplicates) == (1, 1)
-    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["refund|R1"]
+    assert [m["body"]["event"]["externalId"] for m in ingest.events()] == ["acme:shop1:refund|R1"]
     again = replay_unmapped_record(kept["body"], pipeline=build_pipeline(IngestSettings.from_env()))
     assert (again.outcome.enqueued, again.outcome.duplicates) == (0, 2)
     assert ingest.events() == [] and ingest.unmapped() == []

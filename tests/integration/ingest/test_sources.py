@@ -84,8 +84,8 @@ def test_wechat_pushes_are_enqueued_once_and_answered_success(accounts: Ingest) 
         account = wechat_account(mode)
         assert body["source"] == "wechat" and body["account"] == account
         assert body["identity"]["type"] == "wechat" and body["identity"]["value"] == fields["FromUserName"]
-        assert body["event"]["externalId"].startswith(f"{fields['ToUserName']}|"), name
-        item = accounts.claim(body["event"]["externalId"], "wechat", account)
+        assert body["event"]["externalId"].startswith(f"wechat:{account}:{fields['ToUserName']}|"), name
+        item = accounts.claim(body["event"]["externalId"].removeprefix(f"wechat:{account}:"), "wechat", account)
         assert item is not None and item["status"] == "QUEUED"
         assert message["attributes"]["event"] == body["event"]["event"]
 
@@ -150,7 +150,8 @@ def test_require_encryption_false_lets_a_keyed_account_take_plaintext(accounts: 
     (message,) = accounts.events()
     assert message["body"]["account"] == "switching"
     assert message["body"]["identity"]["value"] == wechat.parse_xml(xml)["FromUserName"]
-    assert accounts.claim(message["body"]["event"]["externalId"], "wechat", "switching") is not None
+    key = message["body"]["event"]["externalId"].removeprefix("wechat:switching:")
+    assert accounts.claim(key, "wechat", "switching") is not None
 
 
 def test_unmapped_wechat_payload_is_kept_in_clear_text_and_replays(accounts: Ingest) -> None:
@@ -188,7 +189,7 @@ def test_taobao_relay_messages_are_enqueued_once(accounts: Ingest) -> None:
         assert again.status == 200, name
         (message,) = accounts.events()
         content = json.loads(json.loads(body)["content"])
-        external_id = message["body"]["event"]["externalId"]
+        external_id = message["body"]["event"]["externalId"].removeprefix("taobao:demo:")
         assert external_id.startswith(f"{json.loads(body)['topic']}|{content['tid']}|"), name
         assert message["body"]["identity"]["value"] == content["buyer_open_uid"]
         item = accounts.claim(external_id, "taobao", "demo")

@@ -120,7 +120,7 @@ def test_replay_unmapped_remaps_with_the_current_config(
     assert code == 1 and summary["replayed"] == 1 and summary["kept"] == 1
     assert "still unmapped" in summary["keptMessages"][0]["reason"]
     (event,) = sender_env.receive()
-    assert json.loads(event["Body"])["event"]["externalId"] == "order|A1"
+    assert json.loads(event["Body"])["event"]["externalId"] == "acme:shop1:order|A1"
     left = sender_env.receive(sender_env.stack.unmapped_queue_url)
     assert [json.loads(m["Body"])["request_id"] for m in left] == ["r1"]
 

@@ -6,7 +6,9 @@
   sender dead-lettered) stay where they are and are reported.
 * ``unmapped`` re-maps each ``UNMAPPED_QUEUE_URL`` record with the current mapping config and
   enqueues the events (claims make a second replay harmless); a record whose messages still
-  do not map stays on the queue with its reasons.
+  do not map stays on the queue with its reasons. A record stored by reference (over the
+  queue's size limit, in ``UNMAPPED_BUCKET``) is read back from S3; its object is left for
+  the bucket's lifecycle rule to expire.
 
 Messages kept (and, with ``--dry-run``, all messages) are made visible again at the end.
 Prints a JSON summary on stdout and a progress bar on stderr; exit 1 when some were kept.
@@ -210,6 +212,7 @@ def unmapped_handler(summary: ReplaySummary) -> Handler:
                     "source": record.get("source"),
                     "account": record.get("account"),
                     "reasons": record.get("reasons") or [],
+                    **({"storedAt": record["payload_ref"]} if record.get("payload_ref") else {}),
                 }
             )
             return None

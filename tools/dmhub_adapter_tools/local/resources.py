@@ -18,6 +18,8 @@ class StackResources:
     dead_letter_queue_url: str
     unmapped_queue_url: str
     secrets_prefix: str
+    #: UnmappedPayloadBucket: unmapped records over the queue's size limit are stored here
+    unmapped_bucket: str = ""
 
     def environment(self) -> dict[str, str]:
         """The functions' environment variables for these resources (brief §3)."""
@@ -27,6 +29,7 @@ class StackResources:
             "DEAD_LETTER_QUEUE_URL": self.dead_letter_queue_url,
             "UNMAPPED_QUEUE_URL": self.unmapped_queue_url,
             "SECRETS_PREFIX": self.secrets_prefix,
+            **({"UNMAPPED_BUCKET": self.unmapped_bucket} if self.unmapped_bucket else {}),
         }
 
 
@@ -38,7 +41,8 @@ def create_stack(
     max_receive_count: int = 5,
     visibility_timeout: int = 30,
 ) -> StackResources:
-    """Create table (TTL on), DeadLetterQueue, EventQueue (redrive), UnmappedQueue."""
+    """Create table (TTL on), DeadLetterQueue, EventQueue (redrive), UnmappedQueue and the
+    UnmappedPayloadBucket."""
     dynamodb = session.client("dynamodb")
     sqs = session.client("sqs")
     table = f"{name}-idempotency"
@@ -69,12 +73,21 @@ def create_stack(
         QueueName=f"{name}-unmapped",
         Attributes={"MessageRetentionPeriod": "1209600", "MaximumMessageSize": "1048576"},
     )["QueueUrl"]
+    bucket = f"{name}-unmapped-payloads"
+    s3 = session.client("s3")
+    if bucket not in {b["Name"] for b in s3.list_buckets().get("Buckets", [])}:
+        region = s3.meta.region_name
+        # us-east-1 is the one region that refuses an explicit location constraint
+        location = {} if region in (None, "us-east-1") else {
+            "CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **location)
     return StackResources(
         table=table,
         event_queue_url=event_url,
         dead_letter_queue_url=dlq_url,
         unmapped_queue_url=unmapped_url,
         secrets_prefix=secrets_prefix,
+        unmapped_bucket=bucket,
     )
 
 

@@ -19,6 +19,7 @@ from dmhub_adapter.ingest.pipeline import IngestPipeline
 from dmhub_adapter.ingest.unmapped import UnmappedQueue
 from dmhub_adapter.secrets import SecretStore
 from dmhub_adapter.settings import IngestSettings
+from dmhub_adapter.store.signature_binding import SignatureBinding
 
 
 def build_pipeline(settings: IngestSettings, *, log: Any | None = None) -> IngestPipeline:
@@ -38,12 +39,16 @@ def build_pipeline(settings: IngestSettings, *, log: Any | None = None) -> Inges
         )
 
     def unmapped() -> UnmappedQueue:
-        return UnmappedQueue(settings.unmapped_queue_url, aws.sqs())
+        return UnmappedQueue(settings.unmapped_queue_url, aws.sqs(), bucket=settings.unmapped_bucket, s3=aws.s3)
+
+    def signature_binding() -> SignatureBinding:
+        return SignatureBinding(aws.dynamodb(), settings.idempotency_table)
 
     return IngestPipeline(
         settings,
         secrets=SecretStore(settings.secrets_prefix, log=log),
         handoff=handoff,
         unmapped=unmapped,
+        signature_binding=signature_binding,
         log=log,
     )

@@ -3,9 +3,10 @@
 Order of work for ``POST /webhooks/{source}/{account}``:
 
 1. the source's mapping and adapter (unknown source → 404; a broken config → 503);
-2. body cap (``MAX_BODY_BYTES`` → 413; adapters may apply lower caps of their own);
+2. body cap (the source's own cap where its mapping sets one, else ``MAX_BODY_BYTES`` → 413);
 3. the account's secret (unknown account → 404; Secrets Manager failing → 503);
-4. ``source.receive``: verify, decrypt, parse (the adapter's 4xx pass through unchanged);
+4. ``source.receive``: verify, decrypt, parse (the adapter's 4xx pass through unchanged), then
+   the mapping's account binding (:mod:`~dmhub_adapter.ingest.tenancy`, 403);
 5. ``map_payload``: each message mapped, skipped or unmapped; every mapped event is wrapped in a
    :class:`QueuedEvent` keyed ``{source}#{account}#{externalId}``;
 6. :class:`~dmhub_adapter.ingest.handoff.Handoff`: claim, enqueue, mark QUEUED (duplicates are
@@ -32,11 +33,13 @@ from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Un
 from dmhub_adapter.ingest.errors import GENERIC_MESSAGE, DependencyUnavailable
 from dmhub_adapter.ingest.handoff import Handoff, HandoffResult
 from dmhub_adapter.ingest.metrics import MESSAGE_REJECTED, Metric
+from dmhub_adapter.ingest.tenancy import check_account_binding, source_body_cap
 from dmhub_adapter.ingest.unmapped import UnmappedQueue
 from dmhub_adapter.observability import MetricsSink, NullMetrics
 from dmhub_adapter.secrets import SecretStore
 from dmhub_adapter.settings import IngestSettings
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, Source
+from dmhub_adapter.store.signature_binding import Binder
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
 logger = logging.getLogger(__name__)
@@ -70,6 +73,7 @@ class IngestPipeline:
         secrets: SecretStore,
         handoff: Callable[[], Handoff],
         unmapped: Callable[[], UnmappedQueue],
+        signature_binding: Callable[[], Binder] | None = None,
         source_lookup: Callable[[str], Source | None] | None = None,
         log: Any | None = None,
     ) -> None:
@@ -80,6 +84,8 @@ class IngestPipeline:
         self._make_unmapped = unmapped
         self._handoff: Handoff | None = None
         self._unmapped: UnmappedQueue | None = None
+        self._make_binding = signature_binding
+        self._binding: Binder | None = None
         self._source_lookup = source_lookup
         self.pending_wait = settings.claim_wait_seconds
 
@@ -98,6 +104,13 @@ class IngestPipeline:
         if self._unmapped is None:
             self._unmapped = self._make_unmapped()
         return self._unmapped
+
+    @property
+    def signature_binding(self) -> Binder | None:
+        """Where sources bind signatures to bodies (built on first use), if configured."""
+        if self._binding is None and self._make_binding is not None:
+            self._binding = self._make_binding()
+        return self._binding
 
     def source(self, name: str) -> Source:
         """The adapter for ``name``; :class:`NotFound` when no mapping defines it, 503 when its
@@ -139,15 +152,18 @@ class IngestPipeline:
                 raise MethodNotAllowed(f"{request.method} is not supported; use GET or POST")
             if request.method == "POST":
                 sink.count(Metric.RECEIVED)
-                if len(request.body) > self.settings.max_body_bytes:
-                    raise PayloadTooLarge(f"body exceeds {self.settings.max_body_bytes} bytes")
+                cap = source_body_cap(source) or self.settings.max_body_bytes
+                if len(request.body) > cap:
+                    raise PayloadTooLarge(f"body exceeds {cap} bytes")
             secret = self.secrets.account_secret(source.name, request.account)
-            account = Account(source.name, request.account, source.mapping, secret)
+            account = Account(source.name, request.account, source.mapping, secret,
+                              signature_binding=self.signature_binding)
             if request.method == "GET":
                 response = source.handshake(request, account)
                 sink.count(Metric.HANDSHAKE)
                 return response
             inbound = source.receive(request, account)
+            check_account_binding(account, inbound, log=self.log)
             delivery = self.deliver(request, source, inbound, remaining_ms=remaining_ms, metrics=sink)
             return source.reply(request, delivery.outcome)
         except WebhookError as exc:
@@ -175,6 +191,7 @@ class IngestPipeline:
         """
         from pydantic import ValidationError
 
+        from dmhub_adapter.ingest.external_ids import namespaced
         from dmhub_adapter.mapping.engine import map_payload
         from dmhub_adapter.model.customer_event import QueuedEvent
         from dmhub_adapter.store.claims import claim_key
@@ -203,7 +220,7 @@ class IngestPipeline:
                         trace_id=request.request_id,
                         rule=mapped.rule,
                         identity=mapped.identity,
-                        event=mapped.event,
+                        event=namespaced(mapped.event, source.name, request.account),
                     )
                     for mapped in result.events
                 ]

@@ -19,6 +19,14 @@ A record (the SQS message body, JSON)::
       "context": {...}                          # the adapter's Inbound.context, if JSON-able
     }
 
+A record larger than the queue takes (:data:`INLINE_MAX`; a signed Doudian array of 28k
+messages makes 1.67 MB) is stored by reference: the whole record goes to the S3 bucket named
+by ``UNMAPPED_BUCKET`` under ``unmapped/{source}/{account}/{yyyy}/{mm}/{dd}/…json`` and the
+SQS message is a pointer record with ``payload_ref: {"bucket", "key"}`` instead of ``payload``
+(and the first :data:`POINTER_REASONS` reasons). :func:`resolve_record` reads it back for a
+replay. Without ``UNMAPPED_BUCKET`` such a request is refused with 413 and a reason naming the
+variable: a 503 would be retried forever and never succeed.
+
 The payload is what the adapter authenticated, decrypted where it was encrypted, so a replay
 parses it again without signatures or keys (see :mod:`dmhub_adapter_tools.replay`). It holds
 platform identities (openids, buyer ids): the queue is as sensitive as the table.
@@ -30,15 +38,18 @@ import base64
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from dmhub_adapter.errors import PayloadTooLarge
 from dmhub_adapter.ingest.errors import DependencyUnavailable
 from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
 from dmhub_adapter.sources.base import Inbound
 from dmhub_adapter.webhook import WebhookRequest
 
 if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 logger = logging.getLogger(__name__)
@@ -47,6 +58,15 @@ RECORD_VERSION = 1
 #: request headers a replay may need to parse the payload the same way
 KEPT_HEADERS = ("content-type", "content-encoding", "user-agent")
 _REASON_ATTRIBUTE_MAX = 256
+#: the largest record body sent inline: the queue takes 1 MiB (MaximumMessageSize) for body
+#: and attributes together, so keep a margin for the attributes
+INLINE_MAX = 1_000_000
+#: the environment variable naming the bucket for records over INLINE_MAX
+BUCKET_ENV = "UNMAPPED_BUCKET"
+#: every object key starts with it (the ingest may write only there)
+OBJECT_PREFIX = "unmapped/"
+#: reasons a pointer record repeats (the rest are in the stored record)
+POINTER_REASONS = 20
 
 
 class RecordError(ValueError):
@@ -79,8 +99,58 @@ def build_record(request: WebhookRequest, inbound: Inbound, reasons: Sequence[st
     return record
 
 
-def send_record(queue_url: str, record: Mapping[str, Any], *, client: Any | None = None) -> str:
-    """Put one record on the UnmappedQueue; raises :class:`DependencyUnavailable` on failure."""
+def _encoded(record: Mapping[str, Any]) -> bytes:
+    # The same encoding queue.send_messages uses, so the size measured is the size sent.
+    return json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def object_key(record: Mapping[str, Any]) -> str:
+    """Where a record is stored: by source, account and UTC day, unique per call."""
+    day = time.strftime("%Y/%m/%d", time.gmtime(float(record.get("received_at") or time.time())))
+    return f"{OBJECT_PREFIX}{record.get('source')}/{record.get('account')}/{day}/{uuid.uuid4().hex}.json"
+
+
+def store_by_reference(bucket: str, record: Mapping[str, Any], body: bytes, *, s3: Any | None = None) -> dict[str, Any]:
+    """Put the whole record in S3; returns the pointer record that goes on the queue."""
+    if s3 is None:
+        from dmhub_adapter import aws
+
+        s3 = aws.client("s3")
+    key = object_key(record)
+    try:
+        s3.put_object(Bucket=bucket, Key=key, Body=body, ContentType="application/json")
+    except Exception as exc:
+        logger.exception("unmapped bucket unavailable")
+        raise DependencyUnavailable("unmapped_bucket") from exc
+    reasons = list(record.get("reasons") or [])
+    pointer = {name: record[name] for name in ("version", "source", "account", "received_at", "request_id")
+               if name in record}
+    pointer["reasons"] = reasons[:POINTER_REASONS] + (
+        [f"… and {len(reasons) - POINTER_REASONS} more in the stored record"] if len(reasons) > POINTER_REASONS else [])
+    pointer["payload_ref"] = {"bucket": bucket, "key": key, "bytes": len(body)}
+    return pointer
+
+
+def send_record(
+    queue_url: str,
+    record: Mapping[str, Any],
+    *,
+    client: Any | None = None,
+    bucket: str | None = None,
+    s3: Any | None = None,
+) -> str:
+    """Put one record on the UnmappedQueue, by reference when it is over :data:`INLINE_MAX`;
+    raises :class:`DependencyUnavailable` on failure and :class:`PayloadTooLarge` when a record
+    is too large and no bucket is configured."""
+    body = _encoded(record)
+    if len(body) > INLINE_MAX:
+        if not bucket:
+            logger.error("unmapped record of %d bytes exceeds the queue and %s is not set", len(body), BUCKET_ENV)
+            raise PayloadTooLarge(
+                f"the authentic payload cannot be kept: its unmapped record is {len(body)} bytes, over the "
+                f"queue's {INLINE_MAX}, and no {BUCKET_ENV} is configured"
+            )
+        record = store_by_reference(bucket, record, body, s3=s3)
     reasons = record.get("reasons") or []
     attributes = {
         "source": str(record.get("source") or ""),
@@ -97,6 +167,32 @@ def send_record(queue_url: str, record: Mapping[str, Any], *, client: Any | None
         logger.exception("unmapped queue unavailable")
         raise DependencyUnavailable("unmapped_queue") from exc
     return message_id
+
+
+def resolve_record(record: Mapping[str, Any], *, s3: Any | None = None) -> Mapping[str, Any]:
+    """The full record: a pointer record's stored object, or the record itself. Raises
+    :class:`RecordError` when the object is gone or is not a record (errors of S3 itself pass
+    through: they are worth another try)."""
+    ref = record.get("payload_ref")
+    if ref is None:
+        return record
+    if not isinstance(ref, Mapping) or not isinstance(ref.get("bucket"), str) or not isinstance(ref.get("key"), str):
+        raise RecordError("payload_ref names no bucket and key")
+    if s3 is None:
+        from dmhub_adapter import aws
+
+        s3 = aws.client("s3")
+    try:
+        body = s3.get_object(Bucket=ref["bucket"], Key=ref["key"])["Body"].read()
+    except s3.exceptions.NoSuchKey as exc:
+        raise RecordError(f"the stored record s3://{ref['bucket']}/{ref['key']} is gone (lifecycle?)") from exc
+    try:
+        stored = json.loads(body)
+    except ValueError as exc:
+        raise RecordError("the stored record is not JSON") from exc
+    if not isinstance(stored, dict) or "payload_ref" in stored:
+        raise RecordError("the stored object is not an unmapped record")
+    return stored
 
 
 def record_payload(record: Mapping[str, Any]) -> bytes:
@@ -146,10 +242,21 @@ class UnmappedQueue:
     """The UnmappedQueue as the pipeline sees it: one method that keeps a record or raises
     :class:`DependencyUnavailable` (the request then answers 503 and the platform retries)."""
 
-    def __init__(self, queue_url: str, client: SQSClient) -> None:
+    def __init__(
+        self,
+        queue_url: str,
+        client: SQSClient,
+        *,
+        bucket: str | None = None,
+        s3: Callable[[], S3Client] | None = None,
+    ) -> None:
         self.queue_url = queue_url
         self.client = client
+        #: where records over the queue's size go (``UNMAPPED_BUCKET``); None refuses them (413)
+        self.bucket = bucket
+        self._s3 = s3
 
     def send(self, record: Mapping[str, Any]) -> str:
-        """Keep ``record``; returns the SQS message id."""
-        return send_record(self.queue_url, record, client=self.client)
+        """Keep ``record`` (by reference in the bucket when it is too large); returns the SQS message id."""
+        return send_record(self.queue_url, record, client=self.client, bucket=self.bucket or "",
+                           s3=self._s3() if self._s3 is not None and self.bucket else None)

@@ -243,6 +243,34 @@ class Defaults(_Strict):
         return value
 
 
+class AccountBinding(_Strict):
+    """``accountBinding:`` a payload value that must equal a field of the account's secret.
+
+    Accounts that share app credentials (one Youzan app for several shops, one WeChat token
+    reused) can sign each other's requests; the binding ties each message to the account in
+    the URL. It is enforced for an account whose secret has the field and skipped (with one
+    warning) for one whose secret lacks it, so existing secrets keep working.
+    """
+
+    path: str = Field(description="JMESPath on each (decoded) message, e.g. kdt_id or ToUserName")
+    secret: str = Field(min_length=1, description="the secret's field it must equal, e.g. kdtId")
+    when: str | None = Field(
+        default=None, description="JMESPath condition: only matching messages must carry the value (default all)"
+    )
+
+    _compiled: Any = PrivateAttr(default=None)
+    _when: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _compile(self) -> AccountBinding:
+        try:
+            self._compiled = compile_expression(self.path)
+            self._when = compile_expression(self.when) if self.when else None
+        except JMESPathError as exc:
+            raise ValueError(f"bad JMESPath expression: {exc}") from exc
+        return self
+
+
 class MappingFile(_Strict):
     """One source: its adapter, payload format, decode steps, defaults and rules."""
 
@@ -257,6 +285,9 @@ class MappingFile(_Strict):
     verification: dict[str, Any] | None = Field(default=None, description="adapter-specific signature scheme")
     reply: dict[str, Any] | None = Field(default=None, description="adapter-specific reply dialect")
     options: dict[str, Any] = Field(default_factory=dict, description="adapter-specific options")
+    account_binding: AccountBinding | None = Field(
+        default=None, alias="accountBinding", description="payload value that must equal a secret field"
+    )
 
     _messages: Any = PrivateAttr(default=None)
 

@@ -12,17 +12,23 @@ from typing import Any, Protocol
 
 from dmhub_adapter.errors import WebhookError
 from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.store.signature_binding import Binder
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
 
 
 @dataclass(frozen=True)
 class Account:
-    """One configured account of a source: its mapping and its secret (None in dry runs)."""
+    """One configured account of a source: its mapping and its secret (None in dry runs).
+
+    ``signature_binding`` is where a source that must bind a signature to the first body it
+    came with (WeChat) records it: the ingest passes the table; without one (dry runs,
+    replays) such a source keeps bindings in memory."""
 
     source: str
     name: str
     mapping: MappingFile
     secret: Mapping[str, Any] | None = None
+    signature_binding: Binder | None = None
 
 
 @dataclass(frozen=True)

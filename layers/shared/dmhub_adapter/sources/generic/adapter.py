@@ -21,15 +21,19 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from jmespath.exceptions import JMESPathError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unavailable, WebhookError
-from dmhub_adapter.mapping.config import MappingFile, block_problems
-from dmhub_adapter.mapping.engine import MappingError, split_messages
+from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
+from dmhub_adapter.mapping import converters
+from dmhub_adapter.mapping.config import MappingFile, ValueSpec, block_problems
+from dmhub_adapter.mapping.engine import MappingError, _compile_value, decode_message, split_messages
+from dmhub_adapter.mapping.functions import compile_expression, is_false, search
 from dmhub_adapter.sources import payloads
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
 from dmhub_adapter.sources.generic import signatures
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
 
@@ -139,6 +143,73 @@ class HandshakeSpec(_Strict):
         return self
 
 
+#: keys of the ``verification`` block this module reads (the rest is the signature scheme)
+REPLAY_KEYS = ("maxAge", "replayWindow")
+#: the longest ``maxAge``: the claim TTL (DEDUP_TTL_DAYS default 7); a replay older than the
+#: claims but younger than maxAge would be delivered again
+MAX_AGE_LIMIT = 7 * 86400
+
+
+class MaxAge(_Strict):
+    """``verification.maxAge``: how old the payload's own time may be, for schemes whose
+    sender signs no timestamp (Youzan, Doudian). Set it above the platform's retry schedule:
+    a late retry refused here is an event lost."""
+
+    seconds: int = Field(ge=60, le=MAX_AGE_LIMIT, description="largest |received - payload time| accepted")
+    time: ValueSpec = Field(
+        description="the payload time per (decoded) message: epoch seconds, or a date through a converter "
+        "such as unix_seconds, unix_millis, gmt8 or iso8601"
+    )
+    when: str | None = Field(
+        default=None, description="JMESPath: only matching messages are bounded (e.g. not connectivity checks)"
+    )
+
+    _when: Any = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _compile(self) -> MaxAge:
+        try:
+            self._when = compile_expression(self.when) if self.when else None
+        except JMESPathError as exc:
+            raise ValueError(f"when: bad JMESPath expression: {exc}") from exc
+        return self
+
+
+class NoReplayWindow(_Strict):
+    """``verification.replayWindow: {none: REASON}``: the scheme is deliberately unbounded."""
+
+    none: str = Field(min_length=10, description="why no time bound is possible (shown by check-config)")
+
+
+class ReplayBound(_Strict):
+    """The replay-related keys of a ``verification`` block."""
+
+    max_age: MaxAge | None = Field(default=None, alias="maxAge")
+    replay_window: NoReplayWindow | None = Field(default=None, alias="replayWindow")
+
+
+def split_verification(block: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``verification`` → (the signature scheme, the replay keys)."""
+    return ({k: v for k, v in block.items() if k not in REPLAY_KEYS},
+            {k: v for k, v in block.items() if k in REPLAY_KEYS})
+
+
+def replay_problems(scheme: signatures.Verification, bound: ReplayBound) -> list[str]:
+    """A signed scheme needs a time bound: a signed timestamp, a ``maxAge`` on the payload's own
+    time, or an explicit ``replayWindow: {none: REASON}``; never two of them."""
+    if isinstance(scheme, signatures.NoVerification):
+        if bound.max_age or bound.replay_window:
+            return ["field 'verification': maxAge and replayWindow apply to signed schemes only"]
+        return []
+    if bound.max_age is not None and bound.replay_window is not None:
+        return ["field 'verification': give maxAge or replayWindow, not both"]
+    if scheme.timestamp is None and bound.max_age is None and bound.replay_window is None:
+        return ["field 'verification': the scheme signs no timestamp, so a captured request could be "
+                "replayed once its claim expires; add maxAge {seconds, time} bounding the payload's own "
+                "time (above the platform's retry schedule), or replayWindow: {none: REASON}"]
+    return []
+
+
 class GenericOptions(_Strict):
     max_body_bytes: int | None = Field(default=None, ge=1, le=MAX_BODY_LIMIT, alias="maxBodyBytes")
     request_values: dict[str, RequestValue] = Field(default_factory=dict, alias="requestValues")
@@ -157,18 +228,96 @@ def check_config(mapping: MappingFile) -> list[str]:
     """Problems with the file's verification, reply and options blocks (empty when valid)."""
     problems: list[str] = []
     if mapping.verification is not None:
+        block, replay = split_verification(mapping.verification) if isinstance(mapping.verification, dict) \
+            else (mapping.verification, {})
+        scheme: signatures.Verification | None = None
         try:
-            signatures.parse_verification(mapping.verification)
+            scheme = signatures.parse_verification(block)
         except signatures.VerificationConfigError as exc:
             problems.extend(exc.problems)
-    try:
-        ReplyConfig.model_validate(mapping.reply or {})
-    except ValidationError as exc:
-        problems.extend(block_problems(exc, "reply"))
+        try:
+            bound = ReplayBound.model_validate(replay)
+        except ValidationError as exc:
+            problems.extend(block_problems(exc, "verification"))
+        else:
+            if scheme is not None:
+                problems.extend(replay_problems(scheme, bound))
     try:
         GenericOptions.model_validate(mapping.options)
     except ValidationError as exc:
         problems.extend(block_problems(exc, "options"))
+    problems.extend(_request_value_problems(mapping))
+    try:
+        ReplyConfig.model_validate(mapping.reply or {})
+    except ValidationError as exc:
+        problems.extend(block_problems(exc, "reply"))
+    return problems
+
+
+#: ``_request`` in a JMESPath expression, with the name after it when there is one
+_REQUEST_REF_RE = re.compile(r'(?<![A-Za-z0-9_])_request(?:\s*\.\s*(?:([A-Za-z_][A-Za-z0-9_]*)|"([^"]+)"))?')
+
+
+def _signed_names(scheme: signatures.Verification) -> tuple[set[str], set[str] | None]:
+    """Header names (lower case) and query names the signature covers; ``None`` for the query
+    names means every parameter (a ``sortedParams`` over the query)."""
+    headers: set[str] = set()
+    queries: set[str] | None = set()
+    if not isinstance(scheme, signatures.SignatureScheme):
+        return headers, queries
+    for part in scheme.signed:
+        if part.header:
+            headers.add(part.header.lower())
+        if part.query and queries is not None:
+            queries.add(part.query)
+        if part.timestamp and scheme.timestamp is not None:
+            if scheme.timestamp.header:
+                headers.add(scheme.timestamp.header.lower())
+            if scheme.timestamp.query and queries is not None:
+                queries.add(scheme.timestamp.query)
+        if part.sorted_params is not None and part.sorted_params.from_ == "query":
+            queries = None
+    return headers, queries
+
+
+def _request_value_problems(mapping: MappingFile) -> list[str]:
+    """``externalId`` decides what counts as a redelivery, so a ``requestValues`` entry feeding it
+    must come from a signed part of the request: an unsigned header (a delivery id) lets anyone
+    holding a captured body turn it into a new event with each fresh value."""
+    options = mapping.options.get("requestValues") if isinstance(mapping.options, dict) else None
+    if not isinstance(options, dict) or not options:
+        return []
+    scheme: signatures.Verification | None = None
+    if isinstance(mapping.verification, dict):
+        try:
+            scheme = signatures.parse_verification(split_verification(mapping.verification)[0])
+        except signatures.VerificationConfigError:
+            return []  # reported on its own
+    headers, queries = _signed_names(scheme) if scheme is not None else (set(), set())
+    problems: list[str] = []
+    for rule in mapping.rules:
+        spec = rule.external_id
+        if spec is None:
+            continue
+        text = " ".join(part for part in (spec.path, spec.template) if part)
+        used: set[str] = set()
+        for match in _REQUEST_REF_RE.finditer(text):
+            name = match.group(1) or match.group(2)
+            used.update([name] if name else options)
+        for name in sorted(used):
+            value = options.get(name)
+            if not isinstance(value, dict):
+                continue
+            header, query = value.get("header"), value.get("query")
+            signed = (isinstance(header, str) and header.lower() in headers) or (
+                isinstance(query, str) and (queries is None or query in queries))
+            if not signed:
+                where = f"header {header!r}" if header else f"query parameter {query!r}"
+                problems.append(
+                    f"rule {rule.name!r}, field 'externalId': uses _request.{name}, the {where}, which the "
+                    "signature does not cover: a replayed body with a fresh value would be a new event; sign "
+                    "it (a part of verification.signed) or build externalId from the body"
+                )
     return problems
 
 
@@ -177,9 +326,12 @@ class GenericSource:
         self.name = mapping.source
         self.mapping = mapping
         # No block at all is valid for mapping work (dry runs, tests) but never accepts a request.
+        block, replay = split_verification(mapping.verification or {})
         self.verification: signatures.Verification | None = (
-            None if mapping.verification is None else signatures.parse_verification(mapping.verification)
+            None if mapping.verification is None else signatures.parse_verification(block)
         )
+        self.max_age = ReplayBound.model_validate(replay).max_age
+        self._payload_time = None if self.max_age is None else _compile_value(self.max_age.time)
         self.replies = ReplyConfig.model_validate(mapping.reply or {})
         self.options = GenericOptions.model_validate(mapping.options)
         self._needs_fields = self._scheme_reads_body_fields()
@@ -198,9 +350,8 @@ class GenericSource:
     def _max_body(self) -> int:
         if self.options.max_body_bytes is not None:
             return self.options.max_body_bytes
-        from dmhub_adapter.settings import Settings
-
-        return Settings.from_env().max_body_bytes
+        # without its own cap the source takes what the pipeline let through (MAX_BODY_BYTES)
+        return MAX_BODY_LIMIT
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
         spec = self.options.handshake
@@ -262,7 +413,33 @@ class GenericSource:
         )
         if payload is None:
             payload = self._parse(request)
-        return self._inbound(request, payload)
+        inbound = self._inbound(request, payload)
+        if self.max_age is not None:
+            self._bound_age(request, inbound)
+        return inbound
+
+    def _bound_age(self, request: WebhookRequest, inbound: Inbound) -> None:
+        """Refuse (401) a payload with a message older (or newer) than ``maxAge``; a bounded
+        message without a readable time is refused on its own and kept on the UnmappedQueue."""
+        assert self.max_age is not None and self._payload_time is not None
+        spec, read = self.max_age, self._payload_time
+        kept: list[dict[str, Any]] = []
+        for index, message in enumerate(inbound.messages):
+            try:
+                decoded = decode_message(self.mapping, message)
+                bounded = spec._when is None or not is_false(search(spec._when, decoded))
+                moment = _epoch(read(decoded)) if bounded else None
+            except (MappingError, converters.ConversionError, JMESPathError):
+                bounded, moment = True, None
+            if bounded and moment is None:
+                inbound.rejected.append(MessageRejection(
+                    index, "no payload time to bound its age (verification.maxAge.time); kept, not delivered"))
+                continue
+            if moment is not None and abs(request.received_at - moment) > spec.seconds:
+                raise Unauthorized(f"stale payload: a message's own time is more than {spec.seconds} s "
+                                   "from now (verification.maxAge)", code="stale")
+            kept.append(message)
+        inbound.messages = kept
 
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
         return self._inbound(request, self._parse(request))
@@ -297,6 +474,20 @@ class GenericSource:
         body = render(template.body, values, json_escape=_is_json(template.content_type))
         return WebhookResponse(status=template.status or error.status, body=body,
                                content_type=template.content_type)
+
+
+def _epoch(value: Any) -> float | None:
+    """A payload time as epoch seconds: an int (epoch seconds) or a converter's DM Hub date."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+        except ValueError:
+            return None
+    return None
 
 
 def _json(status: int, body: dict[str, Any]) -> WebhookResponse:

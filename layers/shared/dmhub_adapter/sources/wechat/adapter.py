@@ -193,7 +193,7 @@ def _text(value: Any) -> str:
 
 
 class WeChatSource:
-    """The WeChat dialect; ``binding`` stores signature bindings (built on first use when None)."""
+    """The WeChat dialect; ``binding`` overrides where signature bindings are kept (tests)."""
 
     def __init__(self, mapping: MappingFile, *, binding: Binder | None = None) -> None:
         self.name = mapping.source
@@ -205,23 +205,15 @@ class WeChatSource:
         self.options: dict[str, Any] = dict(mapping.options)
         self.max_body_bytes = int(self.options.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
 
-    @property
-    def binding(self) -> Binder:
-        """The signature-binding store: the idempotency table named by ``IDEMPOTENCY_TABLE``.
-
-        Without that setting (dry runs, local tools) bindings live in this process; a deployed
-        ingest always has it, since nothing could be claimed or enqueued without it."""
+    def binding(self, account: Account) -> Binder:
+        """Where this push's signature is bound: the account's (the ingest's table), else the
+        adapter's in-memory binding (dry runs, tests)."""
+        if account.signature_binding is not None:
+            return account.signature_binding
         if self._binding is None:
-            from dmhub_adapter.settings import Settings
-            from dmhub_adapter.store.signature_binding import MemoryBinding, SignatureBinding
+            from dmhub_adapter.store.signature_binding import MemoryBinding
 
-            table = Settings.from_env().idempotency_table
-            if table:
-                from dmhub_adapter import aws
-
-                self._binding = SignatureBinding(aws.client("dynamodb"), table)
-            else:
-                self._binding = MemoryBinding()
+            self._binding = MemoryBinding()
         return self._binding
 
     # -- verification ---------------------------------------------------------------------
@@ -266,7 +258,7 @@ class WeChatSource:
             expires = max(expires, int(nonce) + config.tolerance)
         # Timestamp and nonce sorted: the swapped pair signs the same, so it meets the same item.
         key = binding_key(self.name, account.name, *sorted((timestamp, nonce)), signature)
-        if not self.binding.bind(key, digest, expires):
+        if not self.binding(account).bind(key, digest, expires):
             raise Unauthorized("this signature was already used with another body", code="signature_reused")
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
