@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from dmhub_adapter.ingest.errors import DependencyUnavailable
-from dmhub_adapter.ingest.handoff import Handoff, fingerprint
+from dmhub_adapter.ingest.handoff import Handoff
 from dmhub_adapter.model.customer_event import CustomerEvent, Identity, QueuedEvent
-from dmhub_adapter.store.claims import Claim, ClaimStatus
+from dmhub_adapter.store.claims import Claim, ClaimStatus, fingerprint
 
 
 def queued(external_id: str) -> QueuedEvent:

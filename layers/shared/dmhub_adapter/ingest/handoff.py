@@ -45,7 +45,7 @@ from dmhub_adapter.ingest.errors import DependencyUnavailable
 from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
 from dmhub_adapter.store import ClaimStore
-from dmhub_adapter.store.claims import Claim, ClaimStatus
+from dmhub_adapter.store.claims import Claim, ClaimStatus, fingerprint
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -54,13 +54,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PENDING_WAIT = 2.0
 DEFAULT_POLL_INTERVAL = 0.1
-
-
-def fingerprint(value: str) -> str:
-    """A short, stable digest for logs: claim keys embed openids and buyer ids."""
-    import hashlib
-
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
 
 
 def message_attributes(event: QueuedEvent) -> dict[str, str]:

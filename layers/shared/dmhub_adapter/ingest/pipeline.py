@@ -40,6 +40,7 @@ from dmhub_adapter.secrets import SecretStore
 from dmhub_adapter.settings import IngestSettings
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, Source
 from dmhub_adapter.store.signature_binding import Binder
+from dmhub_adapter.validation import error_message
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
 logger = logging.getLogger(__name__)
@@ -226,7 +227,7 @@ class IngestPipeline:
                 ]
             except ValidationError as exc:
                 unmapped += 1
-                problem = "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+                problem = "; ".join(error_message(e) for e in exc.errors())
                 reasons.append(f"message #{number}: rule {result.rule!r}: {problem}")
                 continue
             events.extend(built)

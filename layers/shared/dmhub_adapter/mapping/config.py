@@ -20,8 +20,6 @@ from typing import Any, Literal
 import yaml
 from jmespath.exceptions import JMESPathError
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
@@ -35,8 +33,9 @@ from dmhub_adapter.model.customer_event import (
     CUSTOM_ATTRIBUTES_MAX,
     CUSTOM_EVENT_PREFIX,
     EVENT_MAX,
-    IDENTITY_TYPE_MAX,
+    IdentityType,
 )
+from dmhub_adapter.validation import StrictModel, error_location, error_message
 
 SOURCE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 #: names whose claim keys or secret names would collide with the table's token and identity
@@ -78,11 +77,7 @@ class MappingConfigError(ValueError):
                          f"{file}:\n  - " + "\n  - ".join(problems))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class ValueSpec(_Strict):
+class ValueSpec(StrictModel):
     """Where a value comes from. In YAML a bare string is a JMESPath ``path`` and any other
     scalar a literal ``value``; the mapping form allows one of ``path``/``value``/``template``
     plus ``convert``, ``default`` and ``truncate``."""
@@ -138,21 +133,14 @@ class ValueSpec(_Strict):
         return self
 
 
-class IdentitySpec(_Strict):
-    type: str = Field(min_length=1, max_length=IDENTITY_TYPE_MAX, description="identity type, e.g. wechat")
+class IdentitySpec(StrictModel):
+    type: IdentityType = Field(description="identity type, e.g. wechat")
     value: ValueSpec
     name: ValueSpec | None = None
     create: bool = Field(default=True, description="may the sender create the customer when unknown")
 
-    @field_validator("type")
-    @classmethod
-    def _type_shape(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
-            raise ValueError("identity type must be lower case letters, digits, '-' or '_'")
-        return value
 
-
-class DecodeStep(_Strict):
+class DecodeStep(StrictModel):
     """Decode a field of each message in place before rules run (e.g. Taobao's ``content``)."""
 
     field: str = Field(description="top-level key of the message")
@@ -175,7 +163,7 @@ class DecodeStep(_Strict):
         return self
 
 
-class RuleSpec(_Strict):
+class RuleSpec(StrictModel):
     name: str = Field(min_length=1, max_length=64)
     description: str | None = None
     when: str | None = Field(default=None, description="JMESPath condition; the rule applies when truthy")
@@ -230,7 +218,7 @@ class RuleSpec(_Strict):
         return self
 
 
-class Defaults(_Strict):
+class Defaults(StrictModel):
     identity: IdentitySpec | None = None
     fields: dict[str, ValueSpec] = Field(default_factory=dict)
 
@@ -243,7 +231,7 @@ class Defaults(_Strict):
         return value
 
 
-class AccountBinding(_Strict):
+class AccountBinding(StrictModel):
     """``accountBinding:`` a payload value that must equal a field of the account's secret.
 
     Accounts that share app credentials (one Youzan app for several shops, one WeChat token
@@ -271,7 +259,7 @@ class AccountBinding(_Strict):
         return self
 
 
-class MappingFile(_Strict):
+class MappingFile(StrictModel):
     """One source: its adapter, payload format, decode steps, defaults and rules."""
 
     source: str = Field(description="source name as used in the URL /webhooks/{source}/{account}")
@@ -336,11 +324,10 @@ def _format_validation_error(exc: ValidationError, data: Any) -> list[str]:
                 name = rules[location[1]].get("name")
             where.append(f"rule {name!r}" if name else f"rule #{location[1] + 1}")
             location = location[2:]
-        # Drop pydantic's internal union/function markers.
-        field = ".".join(str(part) for part in location if not str(part).startswith("function-"))
+        field = ".".join(error_location(location))
         if field:
             where.append(f"field {field!r}")
-        message = error["msg"].removeprefix("Value error, ")
+        message = error_message(error)
         problems.append(f"{', '.join(where)}: {message}" if where else message)
     return problems
 
@@ -350,9 +337,8 @@ def block_problems(exc: ValidationError, block: str) -> list[str]:
     one readable problem per error, naming the field as ``block.path``."""
     problems = []
     for error in exc.errors():
-        parts = [block, *(str(p) for p in error["loc"] if not str(p).startswith("function-"))]
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"field {'.'.join(parts)!r}: {message}")
+        parts = [block, *error_location(error["loc"])]
+        problems.append(f"field {'.'.join(parts)!r}: {error_message(error)}")
     return problems
 
 

@@ -28,6 +28,7 @@ from dmhub_adapter.model.customer_event import (
     CustomerEvent,
     Identity,
 )
+from dmhub_adapter.validation import error_lines
 
 #: limits a ``truncate: true`` value is cut to, by field
 _LIMITS = {"targetId": TARGET_MAX, "targetName": TARGET_MAX, "tag": TAG_MAX, "summary": SUMMARY_MAX}
@@ -268,12 +269,7 @@ def _build_event(plan: _RulePlan, context: dict[str, Any]) -> MappedEvent:
 
 
 def _first_error(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        loc = ".".join(str(p) for p in error["loc"])
-        msg = error["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
+    return "; ".join(error_lines(exc.errors()))
 
 
 def map_message(mapping: MappingFile, message: dict[str, Any], meta: dict[str, Any] | None = None) -> MessageResult:

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -55,6 +56,17 @@ _DATE_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):
 _ATTRIBUTE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 Long = Annotated[StrictInt, Field(ge=LONG_MIN, le=LONG_MAX)]
+
+
+def _identity_type_shape(value: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
+        raise ValueError("identity type must be lower case letters, digits, '-' or '_'")
+    return value
+
+
+#: A DM Hub identity type (``wechat``, ``taobao-openuid``): what the event model and the
+#: mapping files both accept, so a mapping never names a type the model would refuse.
+IdentityType = Annotated[str, Field(min_length=1, max_length=IDENTITY_TYPE_MAX), AfterValidator(_identity_type_shape)]
 
 
 def _civil(match: re.Match[str]) -> datetime:
@@ -92,18 +104,11 @@ class Identity(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    type: str = Field(min_length=1, max_length=IDENTITY_TYPE_MAX)
+    type: IdentityType
     value: str = Field(min_length=1, max_length=IDENTITY_VALUE_MAX)
     name: str | None = Field(default=None, max_length=TARGET_MAX)
     #: whether the sender may create the customer when DM Hub does not know the identity
     create: bool = True
-
-    @field_validator("type")
-    @classmethod
-    def _type_shape(cls, value: str) -> str:
-        if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
-            raise ValueError("identity type must be lower case letters, digits, '-' or '_'")
-        return value
 
 
 class _EventFields(BaseModel):

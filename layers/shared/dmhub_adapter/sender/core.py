@@ -18,7 +18,6 @@ so a retry — here or after a redelivery — never doubles an event in DM Hub.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import logging
 import random
@@ -38,6 +37,7 @@ from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.queue import OutgoingMessage, send_messages
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.store import ClaimStore
+from dmhub_adapter.store.claims import fingerprint
 
 # One thread per record of a full SQS batch (BatchSize 10): a smaller pool makes every
 # batch wait for two rounds of DM Hub calls.
@@ -83,11 +83,6 @@ class BatchStats:
     def add(self, name: str, value: int = 1) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + value)
-
-
-def fingerprint(text: str) -> str:
-    """A short hash that lets logs correlate records without carrying ids that hold PII."""
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:12]
 
 
 def parse_body(body: str) -> tuple[dict[str, Any] | None, QueuedEvent]:

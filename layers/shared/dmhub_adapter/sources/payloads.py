@@ -31,6 +31,7 @@ CONTENT_TYPES = {
 
 
 def check_size(body: bytes, limit: int) -> None:
+    """Refuse (413) a body over the source's own cap, before any decoding or parsing."""
     if len(body) > limit:
         raise PayloadTooLarge(f"body is {len(body)} bytes; this source accepts at most {limit}")
 

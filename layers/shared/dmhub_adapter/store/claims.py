@@ -24,6 +24,7 @@ table's lease primitive (:mod:`.lease`) with "available" meaning absent, expired
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
+
+
+def fingerprint(value: str) -> str:
+    """A short, stable digest of a claim key (or any id) for logs: claim keys embed openids and
+    buyer ids, which must not reach a log, while the digest still lets lines be correlated."""
+    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
 
 class ClaimStatus(StrEnum):
     """Where a claimed event stands: see the module's state machine."""

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jmespath.exceptions import JMESPathError
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping import converters
@@ -35,6 +35,7 @@ from dmhub_adapter.mapping.functions import compile_expression, is_false, search
 from dmhub_adapter.sources import payloads
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
 from dmhub_adapter.sources.generic import signatures
+from dmhub_adapter.validation import StrictModel
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
 
 _PLACEHOLDER_RE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -47,10 +48,6 @@ ERROR_KINDS = ("bad_request", "unauthorized", "forbidden", "not_found", "method_
                "payload_too_large", "unavailable")
 MAX_BODY_LIMIT = 6 * 1024 * 1024  # API Gateway → Lambda payload limit
 MAX_ECHO = 512
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
 def _is_json(content_type: str) -> bool:
@@ -68,7 +65,7 @@ def render(template: str, values: dict[str, Any], *, json_escape: bool) -> str:
     return _PLACEHOLDER_RE.sub(one, template)
 
 
-class ReplyTemplate(_Strict):
+class ReplyTemplate(StrictModel):
     status: int | None = Field(default=None, ge=100, le=599, description="default: 200, or the error's status")
     content_type: str = Field(default="application/json", alias="contentType")
     body: str = Field(description="text with {placeholder}s")
@@ -86,7 +83,7 @@ def _check_template(template: ReplyTemplate, allowed: tuple[str, ...]) -> None:
             raise ValueError(f"body is not valid JSON once filled in ({exc})") from exc
 
 
-class ReplyConfig(_Strict):
+class ReplyConfig(StrictModel):
     """``reply:`` — ``success``, ``error`` (every rejection) and ``errors`` (by kind)."""
 
     success: ReplyTemplate | None = None
@@ -121,7 +118,7 @@ class ReplyConfig(_Strict):
         return value
 
 
-class RequestValue(_Strict):
+class RequestValue(StrictModel):
     header: str | None = Field(default=None, min_length=1)
     query: str | None = Field(default=None, min_length=1)
 
@@ -132,7 +129,7 @@ class RequestValue(_Strict):
         return self
 
 
-class HandshakeSpec(_Strict):
+class HandshakeSpec(StrictModel):
     query: str = Field(min_length=1, description="the query parameter echoed back")
     content_type: str = Field(default="text/plain; charset=utf-8", alias="contentType")
     body: str = Field(default="{value}", description="template; {value} is the parameter's value")
@@ -150,7 +147,7 @@ REPLAY_KEYS = ("maxAge", "replayWindow")
 MAX_AGE_LIMIT = 7 * 86400
 
 
-class MaxAge(_Strict):
+class MaxAge(StrictModel):
     """``verification.maxAge``: how old the payload's own time may be, for schemes whose
     sender signs no timestamp (Youzan, Doudian). Set it above the platform's retry schedule:
     a late retry refused here is an event lost."""
@@ -175,13 +172,13 @@ class MaxAge(_Strict):
         return self
 
 
-class NoReplayWindow(_Strict):
+class NoReplayWindow(StrictModel):
     """``verification.replayWindow: {none: REASON}``: the scheme is deliberately unbounded."""
 
     none: str = Field(min_length=10, description="why no time bound is possible (shown by check-config)")
 
 
-class ReplayBound(_Strict):
+class ReplayBound(StrictModel):
     """The replay-related keys of a ``verification`` block."""
 
     max_age: MaxAge | None = Field(default=None, alias="maxAge")
@@ -210,7 +207,7 @@ def replay_problems(scheme: signatures.Verification, bound: ReplayBound) -> list
     return []
 
 
-class GenericOptions(_Strict):
+class GenericOptions(StrictModel):
     max_body_bytes: int | None = Field(default=None, ge=1, le=MAX_BODY_LIMIT, alias="maxBodyBytes")
     request_values: dict[str, RequestValue] = Field(default_factory=dict, alias="requestValues")
     handshake: HandshakeSpec | None = None

@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from dmhub_adapter.errors import Unauthorized, Unavailable
 from dmhub_adapter.mapping.config import block_problems
+from dmhub_adapter.validation import StrictModel
 
 HASHES: dict[str, Callable[..., Any]] = {
     "md5": hashlib.md5,
@@ -52,11 +53,7 @@ MAX_SIGNATURES = 16
 _GMT8 = timezone(timedelta(hours=8))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class _Located(_Strict):
+class _Located(StrictModel):
     """A value in the request: exactly one of a header, a query parameter or a body field."""
 
     header: str | None = Field(default=None, min_length=1, description="header name (case-insensitive)")
@@ -101,7 +98,7 @@ class TimestampSpec(_Located):
     tolerance: int = Field(default=300, ge=1, le=86400, description="allowed clock difference in seconds")
 
 
-class KeySpec(_Strict):
+class KeySpec(StrictModel):
     """The key of an HMAC (or the ed25519 public key): a secret field, decoded."""
 
     secret: list[str] = Field(
@@ -123,7 +120,7 @@ class KeySpec(_Strict):
         return value
 
 
-class SortedParams(_Strict):
+class SortedParams(StrictModel):
     """``k1v1k2v2…`` over parameters sorted by name (the TOP/Qimen style)."""
 
     from_: Literal["query", "fields"] = Field(default="query", alias="from", description="query or body fields")
@@ -136,7 +133,7 @@ class SortedParams(_Strict):
 _BARE_PARTS = ("body", "timestamp")
 
 
-class Part(_Strict):
+class Part(StrictModel):
     """One piece of the signed bytes. In YAML: ``body``, ``timestamp``, or a one-key mapping."""
 
     body: bool = Field(default=False, description="the raw request body, byte for byte")
@@ -171,13 +168,13 @@ class Part(_Strict):
         return self
 
 
-class NoVerification(_Strict):
+class NoVerification(StrictModel):
     """``{scheme: none}``: an unauthenticated source (demos, trusted networks). Must be explicit."""
 
     scheme: Literal["none"]
 
 
-class SignatureScheme(_Strict):
+class SignatureScheme(StrictModel):
     """``{scheme: signature, ...}``: a digest over named parts of the request."""
 
     scheme: Literal["signature"]

@@ -35,11 +35,11 @@ from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dmhub_adapter.errors import BadRequest, MethodNotAllowed, PayloadTooLarge, Unauthorized, Unavailable, WebhookError
+from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.converters import load_json, parse_gmt8
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
-from dmhub_adapter.sources.payloads import decode_text, text_codec
+from dmhub_adapter.sources.payloads import check_size, decode_text, text_codec
 from dmhub_adapter.sources.taobao.signing import SIGN_METHODS, SignMethod, top_sign
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
@@ -193,14 +193,14 @@ class TaobaoSource:
         raise MethodNotAllowed("Taobao relays POST messages; there is no GET handshake")
 
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
-        self._check_size(request)
+        check_size(request.body, self.options.max_body_bytes)
         charset = _charset(request)
         text = _body_text(request, charset)
         self.verify(request, account, text, charset)
         return self._parse(request, text, charset)
 
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
-        self._check_size(request)
+        check_size(request.body, self.options.max_body_bytes)
         charset = _charset(request)
         return self._parse(request, _body_text(request, charset), charset)
 
@@ -227,9 +227,6 @@ class TaobaoSource:
 
     # -- verification ------------------------------------------------------------------------
 
-    def _check_size(self, request: WebhookRequest) -> None:
-        if len(request.body) > self.options.max_body_bytes:
-            raise PayloadTooLarge(f"body is {len(request.body)} bytes; the limit is {self.options.max_body_bytes}")
 
     def verify(self, request: WebhookRequest, account: Account, body_text: str, charset: str) -> None:
         """Check ``app_key``, ``timestamp`` and ``sign``; raise :class:`Unauthorized` if any fails."""

@@ -4,7 +4,7 @@
   ``echostr`` (text/plain, nothing added).
 - ``POST`` every message or event: ``signature`` always; with ``encrypt_type=aes`` also
   ``msg_signature`` over token/timestamp/nonce/``Encrypt``, then AES decryption
-  (:mod:`.wechat_crypto`). Only the decrypted copy is trusted in compatible mode.
+  (:mod:`.crypto`). Only the decrypted copy is trusted in compatible mode.
 - A timestamp window (default ±300 s) limits replays of captured signatures; the message's own
   ``CreateTime`` (decrypted, or plaintext) must lie in the same window, so a captured signature
   whose timestamp and nonce are swapped (both signatures sort their inputs) carries nothing old.
@@ -33,13 +33,13 @@ from typing import Any, Literal
 from dmhub_adapter.errors import (
     BadRequest,
     Forbidden,
-    PayloadTooLarge,
     Unauthorized,
     Unavailable,
     WebhookError,
 )
 from dmhub_adapter.mapping.config import MappingFile
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome
+from dmhub_adapter.sources.payloads import check_size
 from dmhub_adapter.sources.wechat import crypto as wechat_crypto
 from dmhub_adapter.sources.xml import XmlError, parse_xml
 from dmhub_adapter.store.signature_binding import Binder, binding_key, body_digest
@@ -218,10 +218,6 @@ class WeChatSource:
 
     # -- verification ---------------------------------------------------------------------
 
-    def _check_size(self, request: WebhookRequest) -> None:
-        if len(request.body) > self.max_body_bytes:
-            raise PayloadTooLarge(f"body of {len(request.body)} bytes exceeds the {self.max_body_bytes}-byte limit")
-
     def _verify_query(self, request: WebhookRequest, config: _Config) -> tuple[str, str, str]:
         """Check ``signature`` and the timestamp window; returns (timestamp, nonce, signature)."""
         query = request.query
@@ -280,7 +276,7 @@ class WeChatSource:
         )
 
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
-        self._check_size(request)
+        check_size(request.body, self.max_body_bytes)
         config = _account_config(account, self.options)
         signed = self._verify_query(request, config)
         timestamp, nonce, _ = signed
@@ -341,7 +337,7 @@ class WeChatSource:
         without one falls back to its plaintext copy."""
         if request.method == "GET":
             raise BadRequest("a GET is WeChat's URL verification (echostr); it carries no message")
-        self._check_size(request)
+        check_size(request.body, self.max_body_bytes)
         message = _parse(request.body, "body")
         encrypted = _text(message.get("Encrypt"))
         if not encrypted:
