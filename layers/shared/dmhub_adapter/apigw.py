@@ -12,6 +12,7 @@ from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
 
 
 def is_apigw_v2_event(data: Any) -> bool:
+    """Whether ``data`` is an API Gateway HTTP API (payload format 2.0) event."""
     return isinstance(data, dict) and data.get("version") == "2.0" and "requestContext" in data
 
 
@@ -61,6 +62,7 @@ def _source_from_route(context: dict[str, Any]) -> str:
 
 
 def response_to_event(response: WebhookResponse) -> dict[str, Any]:
+    """The v2 proxy answer for ``response`` (status, content type and extra headers, body as text)."""
     return {
         "statusCode": response.status,
         "headers": {"Content-Type": response.content_type, **response.headers},

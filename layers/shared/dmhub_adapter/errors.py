@@ -16,10 +16,14 @@ class WebhookError(Exception):
             self.code = code
 
     def to_body(self) -> dict[str, str]:
+        """The JSON body of the refusal: a stable ``error`` code for programs and a message for people."""
         return {"error": self.code, "message": self.message}
 
 
 class BadRequest(WebhookError):
+    """The request is malformed (empty or unparsable body, bad charset, too deep); retrying will not
+    help."""
+
     status = 400
     code = "bad_request"
 
@@ -53,11 +57,15 @@ class NotFound(WebhookError):
 
 
 class MethodNotAllowed(WebhookError):
+    """Neither GET (a handshake) nor POST (a push)."""
+
     status = 405
     code = "method_not_allowed"
 
 
 class PayloadTooLarge(WebhookError):
+    """The body is over the source's own cap (its adapter's or mapping's ``maxBodyBytes``)."""
+
     status = 413
     code = "payload_too_large"
 

@@ -64,6 +64,16 @@ def _error_code(exc: BaseException) -> str | None:
 
 
 class SecretStore:
+    """Account secrets from Secrets Manager, ``{prefix}/{source}/{account}``, cached per
+    container (``max_age`` seconds) and with missing names remembered briefly (``negative_ttl``), so
+    a burst at an unknown account costs one lookup, not one per request.
+
+    Example::
+
+        store = SecretStore("dmhub-adapter")
+        secret = store.account_secret("wechat", "brand-cn")  # dict, or NotFound
+    """
+
     def __init__(
         self,
         prefix: str,
@@ -84,6 +94,7 @@ class SecretStore:
         self._lock = threading.Lock()
 
     def name(self, source: str, account: str) -> str:
+        """The secret name of an account: ``{prefix}/{source}/{account}``."""
         return f"{self.prefix}/{source}/{account}"
 
     def _get_provider(self) -> Any:

@@ -96,6 +96,7 @@ class Observability:
 
     @classmethod
     def read(cls, env: _Environment, default_service: str) -> Observability:
+        """Read the Powertools variables (service name, metrics namespace, tracing switch)."""
         return cls(
             service=env.optional("POWERTOOLS_SERVICE_NAME", default_service) or default_service,
             namespace=env.optional("POWERTOOLS_METRICS_NAMESPACE", "DmhubAdapter") or "DmhubAdapter",

@@ -29,10 +29,12 @@ class WebhookRequest:
     request_id: str | None = None
 
     def header(self, name: str, default: str | None = None) -> str | None:
+        """The value of header ``name`` (any case), or ``default``."""
         return self.headers.get(name.lower(), default)
 
     @property
     def content_type(self) -> str:
+        """The Content-Type header, lower-cased (empty when absent)."""
         return (self.header("content-type") or "").lower()
 
     @property
@@ -47,6 +49,8 @@ class WebhookRequest:
 
 @dataclass
 class WebhookResponse:
+    """What a source answers the platform: status, body text, content type and extra headers."""
+
     status: int
     body: str = ""
     content_type: str = "text/plain; charset=utf-8"
@@ -54,6 +58,12 @@ class WebhookResponse:
 
 
 def json_response(status: int, body: Mapping[str, Any]) -> WebhookResponse:
+    """A JSON answer with compact separators and non-ASCII kept as is.
+
+    Example::
+
+        json_response(401, {"error": "bad_signature", "message": "..."})
+    """
     return WebhookResponse(
         status=status,
         body=json.dumps(body, ensure_ascii=False, separators=(",", ":")),

@@ -63,6 +63,9 @@ def message_attributes(event: QueuedEvent) -> dict[str, str]:
 
 @dataclass
 class HandoffResult:
+    """What the handoff did with a request's events: enqueued, duplicates, still in flight
+    elsewhere, and the SQS message ids."""
+
     enqueued: int = 0
     duplicates: int = 0
     #: events whose claim another request still held when the wait ran out

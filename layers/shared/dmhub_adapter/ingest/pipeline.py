@@ -142,6 +142,8 @@ class IngestPipeline:
         remaining_ms: int | None = None,
         metrics: MetricsSink | None = None,
     ) -> WebhookResponse:
+        """Answer one request: route, verify, map, claim and enqueue (see the module docstring);
+        refusals come back as the source's error reply, never as an exception."""
         sink: MetricsSink = metrics or NullMetrics()
         source: Source | None = None
         try:

@@ -134,6 +134,9 @@ class ValueSpec(StrictModel):
 
 
 class IdentitySpec(StrictModel):
+    """``identity:`` of a rule: the DM Hub identity type and where its value (and the customer's
+    name) come from; ``create`` lets the sender create an unknown customer."""
+
     type: IdentityType = Field(description="identity type, e.g. wechat")
     value: ValueSpec
     name: ValueSpec | None = None
@@ -164,6 +167,9 @@ class DecodeStep(StrictModel):
 
 
 class RuleSpec(StrictModel):
+    """One rule of a mapping file: when it applies (or is skipped on purpose), the event it
+    makes, its externalId, date, identity, fields and custom attributes."""
+
     name: str = Field(min_length=1, max_length=64)
     description: str | None = None
     when: str | None = Field(default=None, description="JMESPath condition; the rule applies when truthy")
@@ -219,6 +225,8 @@ class RuleSpec(StrictModel):
 
 
 class Defaults(StrictModel):
+    """``defaults:`` an identity and fields every rule of the file inherits unless it sets its own."""
+
     identity: IdentitySpec | None = None
     fields: dict[str, ValueSpec] = Field(default_factory=dict)
 
@@ -364,6 +372,7 @@ def parse_mapping(text: str, file: str) -> MappingFile:
 
 
 def packaged_dir() -> Path:
+    """The folder of the mappings shipped in the package (``dmhub_adapter/mappings``)."""
     return Path(str(resources.files("dmhub_adapter") / "mappings"))
 
 
@@ -373,6 +382,8 @@ def _search_dirs(override: str | None) -> list[Path]:
 
 
 def mapping_path(source: str, mappings_dir: str | None = None) -> Path | None:
+    """The file that defines ``source``: ``mappings_dir`` first, then the packaged folder;
+    None for an invalid name or when neither has it."""
     if not SOURCE_NAME_RE.match(source):
         return None
     for directory in _search_dirs(mappings_dir):
@@ -396,6 +407,7 @@ def load_mapping(source: str, mappings_dir: str | None = None) -> MappingFile | 
 
 
 def available_sources(mappings_dir: str | None = None) -> list[str]:
+    """The names of every source with a mapping file, overrides and packaged ones."""
     names: set[str] = set()
     for directory in _search_dirs(mappings_dir):
         if directory.is_dir():
@@ -412,4 +424,5 @@ def json_schema() -> dict[str, Any]:
 
 
 def iter_rules(mapping: MappingFile) -> Iterable[RuleSpec]:
+    """The rules of ``mapping`` in file order (the order they are tried in)."""
     return iter(mapping.rules)

@@ -58,6 +58,15 @@ _F = TypeVar("_F", bound=Converter)
 
 
 def converter(name: str, *, needs_argument: bool = False) -> Callable[[_F], _F]:
+    """Register a converter under ``name`` (the word a mapping file writes in ``convert``);
+    ``needs_argument`` makes ``name:ARG`` mandatory.
+
+    Example::
+
+        @converter("strip")
+        def strip(value: Any, _: str | None) -> str:
+            return to_string(value, None).strip()
+    """
     def register(fn: _F) -> _F:
         CONVERTERS[name] = fn
         if needs_argument:
@@ -229,21 +238,25 @@ def to_string(value: Any, _: str | None) -> str:
 
 @converter("int")
 def to_int(value: Any, _: str | None) -> int:
+    """``int``: a bounded integer (digits and magnitude checked before any arithmetic)."""
     return _number(value, "int")
 
 
 @converter("lower")
 def lower(value: Any, _: str | None) -> str:
+    """``lower``: the value as text, lower-cased."""
     return to_string(value, None).lower()
 
 
 @converter("upper")
 def upper(value: Any, _: str | None) -> str:
+    """``upper``: the value as text, upper-cased."""
     return to_string(value, None).upper()
 
 
 @converter("strip")
 def strip(value: Any, _: str | None) -> str:
+    """``strip``: the value as text without surrounding white space."""
     return to_string(value, None).strip()
 
 
@@ -323,6 +336,7 @@ def urldecode(value: Any, _: str | None) -> str:
 
 @converter("urlencoded_json")
 def urlencoded_json(value: Any, _: str | None) -> Any:
+    """``urlencoded_json``: URL-decode then parse JSON (Youzan's ``msg``)."""
     return json_text(urldecode(value, None), None)
 
 
@@ -352,6 +366,8 @@ def parse_converter(spec: str) -> tuple[str, str | None]:
 
 
 def apply(chain: list[tuple[str, str | None]], value: Any) -> Any:
+    """Run a parsed converter chain over ``value``; ``None`` stays ``None`` (a missing value is
+    not a conversion error). Raises :class:`ConversionError`."""
     for name, argument in chain:
         if value is None:
             return None

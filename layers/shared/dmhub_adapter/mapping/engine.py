@@ -42,6 +42,8 @@ class MappingError(ValueError):
 
 @dataclass(frozen=True)
 class MappedEvent:
+    """One event a rule produced, with the identity the sender resolves to a customer."""
+
     rule: str
     event: CustomerEvent
     identity: Identity | None
@@ -49,6 +51,9 @@ class MappedEvent:
 
 @dataclass
 class MessageResult:
+    """What became of one message: ``mapped`` (with events), ``skipped`` or ``unmapped``
+    (with the reason and, where one matched, the rule)."""
+
     status: Status
     events: list[MappedEvent] = field(default_factory=list)
     reason: str | None = None

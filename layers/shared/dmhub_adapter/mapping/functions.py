@@ -57,6 +57,8 @@ Evaluator = Callable[[Any], Any]
 
 def is_false(value: Any) -> bool:
     # JMESPath falsiness differs from Python's: 0 is true, "" [] {} null false are false.
+    """JMESPath falsiness, which differs from Python's: 0 is true; "", [], {}, null and false are
+    false."""
     return value == "" or value == [] or value == {} or value is None or value is False
 
 
@@ -190,10 +192,13 @@ def _compile_call(name: str, arguments: list[Evaluator]) -> Evaluator:
 
 @dataclass(frozen=True)
 class CompiledExpression:
+    """A JMESPath expression compiled once at config load into a plain Python callable."""
+
     expression: str
     evaluate: Evaluator
 
     def search(self, data: Any) -> Any:
+        """Evaluate the expression on ``data`` (``None`` where it selects nothing)."""
         return self.evaluate(data)
 
 
@@ -204,4 +209,5 @@ def compile_expression(expression: str) -> CompiledExpression:
 
 
 def search(compiled: CompiledExpression, data: Any) -> Any:
+    """Evaluate ``compiled`` on ``data``; the functional form of :meth:`CompiledExpression.search`."""
     return compiled.evaluate(data)

@@ -136,6 +136,8 @@ def parse_xml(body: bytes) -> dict[str, Any]:
 
 
 def parse_body(body: bytes, fmt: str, charset: str) -> Any:
+    """Parse a body in the mapping's ``format`` (json, form or xml) and the request's charset;
+    empty, malformed, too deep or oversized bodies are a 400."""
     if not body.strip():
         raise BadRequest("body is empty")
     if fmt == "json":

@@ -80,11 +80,13 @@ def aes_key(encoding_aes_key: str) -> bytes:
 
 
 def pad(data: bytes) -> bytes:
+    """PKCS#7 padding to WeChat's 32-byte block (not AES's 16)."""
     amount = PAD_BLOCK - len(data) % PAD_BLOCK
     return data + bytes([amount]) * amount
 
 
 def unpad(data: bytes) -> bytes:
+    """Remove WeChat's 32-byte PKCS#7 padding; malformed padding is a :class:`DecryptError`."""
     if not data:
         raise DecryptError("decrypted data is empty")
     amount = data[-1]
