@@ -121,7 +121,7 @@ def test_youzan_paid_sample_event() -> None:
         "rule": "order_paid",
         "identity": {"type": "youzan-openid", "value": "yzopen-demo-7f3a2c", "create": True},
         "event": {
-            "event": "c_youzan_order_paid", "targetId": "E20240101000000000001", "date": "2024-01-01T00:00:00Z",
+            "event": "c_youzan_order_paid", "date": "2024-01-01T00:00:00Z",
             "source": "有赞", "externalId": "youzan|10001|trade_tradepaid|E20240101000000000001",
             "order_id": "E20240101000000000001", "amount": "199.00", "status": "TRADE_PAID", "shop_id": "10001",
         },
@@ -188,7 +188,7 @@ def test_doudian_worked_example_sample() -> None:
     assert (mapped.identity.type, mapped.identity.value, mapped.identity.create) == (
         "doudian-order", "4837328765348566675", False)
     assert mapped.event.to_request() == {
-        "event": "c_doudian_order_paid", "targetId": "4837328765348566675", "date": "2021-08-31T01:31:44Z",
+        "event": "c_doudian_order_paid", "date": "2021-08-31T01:31:44Z",
         "source": "抖店", "externalId": "doudian|101|4837328765348566675", "order_id": "4837328765348566675",
         "amount": "19.90", "order_status": 2, "shop_id": "77977",
     }

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dmhub_adapter.mapping import MappingConfigError, json_schema, load_mapping
+from dmhub_adapter.model.customer_event import AttributeBudget
 from dmhub_adapter.sources.registry import parse_source_mapping
 from dmhub_adapter_tools.cli import main
 
@@ -29,9 +30,9 @@ def config(name: str = "demo", event: str = "c_follow", convert: str = "unix_sec
     return GOOD.format(name=name, event=event, convert=convert, attributes=attributes)
 
 
-def problems(text: str, file: str = "<demo>") -> str:
+def problems(text: str, file: str = "<demo>", budget: int = 5) -> str:
     with pytest.raises(MappingConfigError) as info:
-        parse_source_mapping(text, file)
+        parse_source_mapping(text, file, budget=AttributeBudget.of(budget))
     return str(info.value)
 
 
@@ -69,9 +70,51 @@ def test_event_type_of_32_characters_is_fine() -> None:
 def test_sixth_custom_attribute() -> None:
     six = "{" + ", ".join(f"a{i}: x" for i in range(6)) + "}"
     text = problems(config(attributes=six))
-    assert "rule 'follow'" in text and "6 custom attributes" in text
+    assert "rule 'follow'" in text and "at most 5 custom attributes" in text and "got 6" in text
     five = "{" + ", ".join(f"a{i}: x" for i in range(5)) + "}"
     parse_source_mapping(config(attributes=five), "<demo>")
+    parse_source_mapping(config(attributes=six), "<demo>", budget=AttributeBudget.of(16))
+
+
+def attributes(text: int, quantity: int = 0, amount: int = 0) -> str:
+    parts = [f"t{i}: x" for i in range(text)]
+    parts += [f"q{i}: {{path: n, kind: quantity}}" for i in range(quantity)]
+    parts += [f"m{i}: {{path: m, kind: amount}}" for i in range(amount)]
+    return "{" + ", ".join(parts) + "}"
+
+
+def test_sixteen_attributes_are_ten_text_three_quantity_three_amount() -> None:
+    sixteen = AttributeBudget.of(16)
+    parse_source_mapping(config(attributes=attributes(10, 3, 3)), "<demo>", budget=sixteen)
+    assert "at most 10 text attributes" in problems(config(attributes=attributes(11, 2, 3)), budget=16)
+    assert "at most 3 quantity attributes" in problems(config(attributes=attributes(9, 4, 3)), budget=16)
+    assert "at most 3 amount attributes" in problems(config(attributes=attributes(9, 3, 4)), budget=16)
+    assert "DMHUB_CUSTOM_ATTRIBUTES=16" in problems(config(attributes=attributes(11, 2, 3)), budget=16)
+    assert "kind" in problems(config(attributes="{a: {path: x, kind: money}}"))
+
+
+@pytest.mark.parametrize("field", ["targetId", "targetName", "summary"])
+def test_a_rule_mapping_target_or_summary_onto_a_custom_event_is_named(field: str) -> None:
+    text = problems(config() + f"    fields: {{{field}: x}}\n")
+    assert "rule 'follow'" in text and field in text and "custom attribute" in text
+    in_defaults = config().replace(
+        "defaults: {identity: {type: demo-user, value: user}}",
+        f"defaults: {{identity: {{type: demo-user, value: user}}, fields: {{{field}: x}}}}",
+    )
+    assert "rule 'follow'" in problems(in_defaults)
+    # built-in event types keep them
+    parse_source_mapping(config(event="wechat_follow") + f"    fields: {{{field}: x}}\n", "<demo>")
+
+
+def test_check_config_uses_the_budget_setting(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "demo.yaml").write_text(config(attributes=attributes(6)), encoding="utf-8")
+    monkeypatch.delenv("DMHUB_CUSTOM_ATTRIBUTES", raising=False)
+    assert main(["check-config", str(tmp_path)]) == 1
+    assert "at most 5 custom attributes" in capsys.readouterr().err
+    monkeypatch.setenv("DMHUB_CUSTOM_ATTRIBUTES", "16")
+    assert main(["check-config", str(tmp_path)]) == 0
+    assert main(["check-config", "--custom-attributes", "5", str(tmp_path)]) == 1
 
 
 def test_custom_attributes_need_a_custom_event_type() -> None:

@@ -31,11 +31,10 @@ rules:
     externalId: {template: "{to}|{user}|{str(at)}|{lower(kind)}|{key}"}
     date: {path: at, convert: unix_seconds}
     fields:
-      targetId: to
-      targetName: {path: title, truncate: true}
-      tag: {value: "follow,qr"}
+      tag: {path: "title || 'follow,qr'", truncate: true}
       score: {path: points, convert: int}
     attributes:
+      to: to
       scene: {path: key, convert: ["empty_as_null", "strip_prefix:qrscene_"]}
   - name: order
     when: "kind == 'order'"
@@ -44,9 +43,10 @@ rules:
     identity: {type: demo-buyer, value: content.buyer, create: false}
     externalId: {template: "order|{content.tid}|{_item.oid}"}
     date: {path: content.time, convert: gmt8}
-    fields: {targetId: {path: content.tid, convert: string}}
     attributes:
-      amount: {path: _item.fee, convert: fen_to_yuan}
+      tid: {path: content.tid, convert: string}
+      amount: {path: _item.fee, convert: fen_to_yuan, kind: amount}
+      quantity: {path: _item.qty, kind: quantity}
       account: _meta.account
 """
 
@@ -75,7 +75,7 @@ def test_first_matching_rule_maps_with_defaults_identity_and_converters(mapping)
         "externalId": "gh_1|u1|1732780800|follow|qrscene_spring",
         "date": "2024-11-28T08:00:00Z",
         "source": "demo-shop",
-        "targetId": "gh_1",
+        "to": "gh_1",
         "tag": "follow,qr",
         "score": 3,
         "scene": "spring",
@@ -90,7 +90,7 @@ def test_empty_values_leave_optional_fields_out(mapping) -> None:  # type: ignor
 
 def test_truncate_cuts_only_where_the_rule_says(mapping) -> None:  # type: ignore[no-untyped-def]
     (mapped,) = map_message(mapping, follow(title="t" * 300)).events
-    assert mapped.event.targetName == "t" * 255
+    assert mapped.event.tag == "t" * 255
 
 
 def test_skip_is_not_unmapped(mapping) -> None:  # type: ignore[no-untyped-def]
@@ -125,9 +125,16 @@ def test_foreach_makes_one_event_per_item_and_meta_is_visible(mapping) -> None: 
     bodies = [m.event.to_request() for m in result.events]
     assert [b["externalId"] for b in bodies] == ["order|3898765432101234567|1", "order|3898765432101234567|2"]
     assert [b["amount"] for b in bodies] == ["19.90", "0.05"]
-    assert {b["targetId"] for b in bodies} == {"3898765432101234567"}
+    assert {b["tid"] for b in bodies} == {"3898765432101234567"}
+    assert [m.attribute_kinds for m in result.events] == [{"amount": "amount"}] * 2
     assert {b["account"] for b in bodies} == {"shop-1"}
     assert all(m.identity is not None and not m.identity.create for m in result.events)
+
+
+def test_an_attribute_of_the_wrong_kind_makes_the_message_unmapped(mapping) -> None:  # type: ignore[no-untyped-def]
+    content = {"tid": 1, "buyer": "b1", "time": "2024-06-18 20:01:41", "lines": [{"oid": 1, "fee": 5, "qty": "two"}]}
+    (result,) = map_payload(mapping, [{"kind": "order", "content": json.dumps(content)}])
+    assert result.status == "unmapped" and "'quantity' is a quantity" in (result.reason or "")
 
 
 def test_decode_failure_is_unmapped_with_the_field(mapping) -> None:  # type: ignore[no-untyped-def]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from dmhub_adapter.model import CustomerEvent, Identity, QueuedEvent, StoredCustomerEvent
+from dmhub_adapter.model.customer_event import ATTRIBUTE_BUDGET_CONTEXT, AttributeBudget
 
 BASE = {"event": "c_apply_card", "date": "2017-06-07T03:43:00Z", "externalId": "x1"}
 
@@ -25,14 +26,83 @@ def event(**overrides: object) -> CustomerEvent:
 def test_length_limits_accept_the_limit_and_refuse_one_more(field: str, limit: int) -> None:
     prefix = "c_" if field == "event" else ""
     at_limit = prefix + "a" * (limit - len(prefix))
-    assert getattr(event(**{field: at_limit}), field) == at_limit
+    kind = {} if field == "event" else {"event": "wechat_follow"}  # targetId & co: built-in types only
+    assert getattr(event(**kind, **{field: at_limit}), field) == at_limit
     with pytest.raises(ValidationError, match=field):
-        event(**{field: at_limit + "a"})
+        event(**kind, **{field: at_limit + "a"})
 
 
 def test_summary_limit_counts_characters_not_bytes() -> None:
     chinese = "汉" * 1024  # 3 bytes each in UTF-8, still 1024 characters
-    assert event(summary=chinese).summary == chinese
+    assert event(event="wechat_follow", summary=chinese).summary == chinese
+
+
+@pytest.mark.parametrize("field", ["targetId", "targetName", "summary"])
+def test_custom_events_never_carry_target_or_summary(field: str) -> None:
+    with pytest.raises(ValidationError, match=f"custom event types take no {field}"):
+        event(**{field: "x"})
+    assert getattr(event(event="wechat_follow", **{field: "x"}), field) == "x"
+
+
+def test_referrer_is_a_built_in_field() -> None:
+    made = event(referrer="https://example.com/a")
+    assert made.referrer == "https://example.com/a" and made.custom_attributes == {}
+
+
+def budget_context(size: int) -> dict[str, object]:
+    return {ATTRIBUTE_BUDGET_CONTEXT: AttributeBudget.of(size)}
+
+
+def test_the_budget_of_sixteen_allows_sixteen_attributes_and_counts_kinds() -> None:
+    sixteen = {f"a{i}": "x" for i in range(16)}
+    made = CustomerEvent.model_validate({**BASE, **sixteen}, context=budget_context(16))
+    assert len(made.custom_attributes) == 16
+    with pytest.raises(ValidationError, match="at most 16"):
+        CustomerEvent.model_validate({**BASE, **sixteen, "a16": "x"}, context=budget_context(16))
+    with pytest.raises(ValidationError, match="at most 5"):
+        CustomerEvent.model_validate({**BASE, **sixteen})  # no context: the seed's five
+
+
+def queued(attributes: dict[str, object], kinds: dict[str, str], size: int) -> QueuedEvent:
+    return QueuedEvent.model_validate(
+        {"source": "s", "account": "a", "claim_key": "k", "identity": {"type": "wechat", "value": "o"},
+         "event": {**BASE, **attributes}, "attribute_kinds": kinds},
+        context=budget_context(size),
+    )
+
+
+def test_per_kind_counts_with_sixteen_ten_text_three_quantity_three_amount() -> None:
+    text = {f"t{i}": "x" for i in range(10)}
+    quantities = {f"q{i}": i for i in range(3)}
+    amounts = {f"m{i}": "1.50" for i in range(3)}
+    kinds = {**dict.fromkeys(quantities, "quantity"), **dict.fromkeys(amounts, "amount")}
+    made = queued({**text, **quantities, **amounts}, kinds, 16)
+    assert made.attribute_kinds == kinds
+    assert "attribute_kinds" in made.model_dump()
+    with pytest.raises(ValidationError, match="at most 10 text"):
+        queued({**text, "t10": "x"}, {}, 16)
+    with pytest.raises(ValidationError, match="at most 3 quantity"):
+        queued({**quantities, "q3": 1}, {**dict.fromkeys(quantities, "quantity"), "q3": "quantity"}, 16)
+    with pytest.raises(ValidationError, match="at most 3 amount"):
+        queued({**amounts, "m3": 1}, {**dict.fromkeys(amounts, "amount"), "m3": "amount"}, 16)
+    # with five, kinds are not counted: four quantities are fine
+    assert queued({f"q{i}": i for i in range(4)}, {f"q{i}": "quantity" for i in range(4)}, 5)
+
+
+def test_attribute_values_must_fit_their_kind() -> None:
+    with pytest.raises(ValidationError, match="quantity and must be an integer"):
+        queued({"n": "3"}, {"n": "quantity"}, 16)
+    with pytest.raises(ValidationError, match="amount and must be a number"):
+        queued({"m": "a lot"}, {"m": "amount"}, 16)
+    with pytest.raises(ValidationError, match="does not carry"):
+        queued({}, {"m": "amount"}, 16)
+    assert queued({"m": "19.90", "n": 2}, {"m": "amount", "n": "quantity"}, 16)
+    assert "attribute_kinds" not in queued({"m": "x"}, {}, 5).model_dump()
+
+
+def test_the_budget_is_five_or_sixteen() -> None:
+    with pytest.raises(ValueError, match="5 or 16"):
+        AttributeBudget.of(10)
 
 
 def test_event_is_required_and_not_empty() -> None:
@@ -112,13 +182,12 @@ def test_read_only_fields_are_refused_and_never_serialised(field: str) -> None:
 
 
 def test_request_body_omits_unset_fields_and_keeps_custom_attributes() -> None:
-    body = event(customerId=123456, targetId="golden_card", touter="t00001").to_request()
+    body = event(customerId=123456, touter="t00001").to_request()
     assert body == {
         "event": "c_apply_card",
         "date": "2017-06-07T03:43:00Z",
         "externalId": "x1",
         "customerId": 123456,
-        "targetId": "golden_card",
         "touter": "t00001",
     }
 
@@ -145,6 +214,27 @@ def test_stored_event_parses_the_seed_response_with_nulls_and_echoed_attributes(
     )
     assert stored.id == 1 and stored.lastUpdated == "2017-06-07T05:38:52Z"
     assert stored.custom_attributes == {"touter": "t00001"}
+
+
+@pytest.mark.parametrize(
+    ("echo", "expected"),
+    [
+        ({"id": "42", "customerId": "123456"}, 42),
+        ({"id": 42, "customerId": "not a number", "date": "June", "score": "high"}, 42),
+        ({"id": "evt-9f2"}, "evt-9f2"),
+        ({"id": 42.0, "lastUpdated": 1717171717}, 42),
+    ],
+)
+def test_a_created_event_needs_only_its_id_any_other_echo_is_accepted(
+    echo: dict[str, object], expected: object
+) -> None:
+    assert StoredCustomerEvent.model_validate(echo).id == expected
+
+
+@pytest.mark.parametrize("echo", [{}, {"id": None}, {"id": True}, {"id": ""}, {"id": [1]}])
+def test_an_answer_without_an_id_is_refused(echo: dict[str, object]) -> None:
+    with pytest.raises(ValidationError):
+        StoredCustomerEvent.model_validate(echo)
 
 
 @pytest.mark.parametrize(("field", "limit"), [("type", 32), ("value", 128)])

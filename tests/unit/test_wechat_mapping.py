@@ -51,7 +51,7 @@ def mapped(mapping: MappingFile, xml: str) -> dict[str, Any]:
     assert event.identity is not None
     assert (event.identity.type, event.identity.value, event.identity.create) == ("wechat", OPENID, True)
     body = event.event.to_request()
-    assert body["targetId"] == GH
+    assert body["account"] == GH and "targetId" not in body
     assert body["source"] == "微信"
     return body
 
@@ -62,7 +62,7 @@ def mapped(mapping: MappingFile, xml: str) -> dict[str, Any]:
 def test_follow(mapping: MappingFile) -> None:
     body = mapped(mapping, event_xml(1732780800, "subscribe"))
     assert body == {
-        "event": "c_wechat_follow", "targetId": GH, "source": "微信", "date": "2024-11-28T08:00:00Z",
+        "event": "c_wechat_follow", "account": GH, "source": "微信", "date": "2024-11-28T08:00:00Z",
         "externalId": f"{GH}|{OPENID}|1732780800|subscribe|",
     }
 
@@ -117,8 +117,8 @@ def test_text_message(mapping: MappingFile) -> None:
     body = mapped(mapping, f"{HEAD}<CreateTime>1732953700</CreateTime><MsgType><![CDATA[text]]></MsgType>"
                            "<Content><![CDATA[优惠券]]></Content><MsgId>24823471058392817</MsgId></xml>")
     assert body == {
-        "event": "c_wechat_message", "targetId": GH, "source": "微信", "date": "2024-11-30T08:01:40Z",
-        "summary": "优惠券", "externalId": f"{GH}|24823471058392817",
+        "event": "c_wechat_message", "account": GH, "source": "微信", "date": "2024-11-30T08:01:40Z",
+        "text": "优惠券", "externalId": f"{GH}|24823471058392817",
         "msg_type": "text", "msg_id": "24823471058392817",
     }
 
@@ -126,7 +126,7 @@ def test_text_message(mapping: MappingFile) -> None:
 def test_long_text_is_truncated_to_the_summary_limit(mapping: MappingFile) -> None:
     body = mapped(mapping, f"{HEAD}<CreateTime>1</CreateTime><MsgType>text</MsgType>"
                            f"<Content><![CDATA[{'字' * 2000}]]></Content><MsgId>5</MsgId></xml>")
-    assert body["summary"] == "字" * 1024
+    assert body["text"] == "字" * 1024 and "summary" not in body
 
 
 def test_image_message(mapping: MappingFile) -> None:

@@ -46,9 +46,10 @@ def dry_run(source: str, data: bytes, *, account: str = "demo", accounts_file: s
     from dmhub_adapter.sources.registry import source_for
     from dmhub_adapter_tools.local.accounts import load_accounts
 
-    mappings_dir = Settings.from_env().mappings_dir
+    settings = Settings.from_env()
+    mappings_dir = settings.mappings_dir
     try:
-        adapter = source_for(source, mappings_dir)
+        adapter = source_for(source, mappings_dir, budget=settings.attribute_budget)
     except MappingConfigError as exc:
         raise DryRunError(f"the mapping config of {source!r} is invalid: {exc}") from exc
     if adapter is None:

@@ -19,10 +19,18 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
+
+from dmhub_adapter.model.customer_event import SEED_ATTRIBUTE_BUDGET, AttributeBudget
 
 DEFAULT_DMHUB_BASE_URL = "https://api.convertlab.com"
 DEFAULT_SECRETS_PREFIX = "dmhub-adapter"
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
+DEFAULT_CUSTOM_ATTRIBUTES = 5
+DEFAULT_TOKEN_MIN_AGE_SECONDS = 60
+
+DmhubApi = Literal["v1", "v2"]
+EventEndpoint = Literal["customerevents", "collector"]
 
 
 class SettingsError(ValueError):
@@ -75,6 +83,20 @@ class _Environment:
             return default
         return raw.strip().lower() in ("1", "true", "yes", "on", "y", "t")
 
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = (self.optional(name) or default).strip()
+        if value not in choices:
+            raise SettingsError(f"environment variable {name} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    def attribute_budget(self) -> AttributeBudget:
+        """``DMHUB_CUSTOM_ATTRIBUTES``: 5 (the seed, default) or 16 (current docs)."""
+        size = self.integer("DMHUB_CUSTOM_ATTRIBUTES", DEFAULT_CUSTOM_ATTRIBUTES, low=1, high=64)
+        try:
+            return AttributeBudget.of(size)
+        except ValueError:
+            raise SettingsError(f"environment variable DMHUB_CUSTOM_ATTRIBUTES must be 5 or 16, got {size}") from None
+
     def url(self, name: str, default: str) -> str:
         value = (self.optional(name) or default).rstrip("/")
         if not value.startswith(("https://", "http://")):
@@ -123,6 +145,8 @@ class IngestSettings:
     claim_wait_seconds: float = 2.0
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     unmapped_bucket: str | None = None
+    #: ``DMHUB_CUSTOM_ATTRIBUTES``: how many custom attributes an event may carry (5 or 16)
+    attribute_budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
     observability: Observability = Observability("dmhub-adapter-ingest", "DmhubAdapter", False)
 
     @classmethod
@@ -140,6 +164,7 @@ class IngestSettings:
             claim_wait_seconds=env.integer("CLAIM_WAIT_MS", 2000, low=0, high=30_000) / 1000,
             max_body_bytes=env.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, low=1, high=6 * 1024 * 1024),
             unmapped_bucket=env.optional("UNMAPPED_BUCKET"),
+            attribute_budget=env.attribute_budget(),
             observability=Observability.read(env, "dmhub-adapter-ingest"),
         )
 
@@ -154,6 +179,11 @@ class SenderSettings:
     ``SENDER_CONCURRENCY``          10       records of a batch sent at the same time
     ``SENDER_MAX_ATTEMPTS``         6        attempts per record and invocation
     ``SENDER_SAFETY_MARGIN_MS``     1000     time kept free before the Lambda timeout
+    ``DMHUB_API``                   v1       API generation: v1 or v2 (the app's version)
+    ``DMHUB_EVENT_ENDPOINT``        custom…  v1 only: customerevents or collector
+    ``DMHUB_CUSTOM_ATTRIBUTES``     5        custom attribute budget: 5 or 16
+    ``DMHUB_TOKEN_MIN_AGE``         60       seconds a token must have lived before a body
+                                             error may refresh it
     ==============================  =======  ==============================================
     """
 
@@ -166,6 +196,10 @@ class SenderSettings:
     concurrency: int = 10
     max_attempts: int = 6
     safety_margin_seconds: float = 1.0
+    dmhub_api: DmhubApi = "v1"
+    event_endpoint: EventEndpoint = "customerevents"
+    attribute_budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+    token_min_age_seconds: float = DEFAULT_TOKEN_MIN_AGE_SECONDS
     observability: Observability = Observability("dmhub-adapter-sender", "DmhubAdapter", False)
 
     @classmethod
@@ -182,6 +216,16 @@ class SenderSettings:
             concurrency=env.integer("SENDER_CONCURRENCY", 10, low=1, high=100),
             max_attempts=env.integer("SENDER_MAX_ATTEMPTS", 6, low=1, high=100),
             safety_margin_seconds=env.integer("SENDER_SAFETY_MARGIN_MS", 1000, low=0, high=60_000) / 1000,
+            dmhub_api="v2" if env.choice("DMHUB_API", "v1", ("v1", "v2")) == "v2" else "v1",
+            event_endpoint=(
+                "collector"
+                if env.choice("DMHUB_EVENT_ENDPOINT", "customerevents", ("customerevents", "collector")) == "collector"
+                else "customerevents"
+            ),
+            attribute_budget=env.attribute_budget(),
+            token_min_age_seconds=env.number(
+                "DMHUB_TOKEN_MIN_AGE", DEFAULT_TOKEN_MIN_AGE_SECONDS, low=0, high=86400
+            ),
             observability=Observability.read(env, "dmhub-adapter-sender"),
         )
 
@@ -209,6 +253,7 @@ class Settings:
     dedup_ttl_days: int = 7
     claim_lease_seconds: int = 30
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    attribute_budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -226,6 +271,7 @@ class Settings:
             dedup_ttl_days=env.integer("DEDUP_TTL_DAYS", 7),
             claim_lease_seconds=env.integer("CLAIM_LEASE_SECONDS", 30),
             max_body_bytes=env.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            attribute_budget=env.attribute_budget(),
         )
 
     def require(self, attribute: str) -> str:

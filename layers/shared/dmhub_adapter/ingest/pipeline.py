@@ -124,7 +124,7 @@ class IngestPipeline:
             else:
                 from dmhub_adapter.sources.registry import source_for
 
-                found = source_for(name, self.settings.mappings_dir)
+                found = source_for(name, self.settings.mappings_dir, budget=self.settings.attribute_budget)
         except (MappingConfigError, LookupError) as exc:
             # A deployment problem, not the caller's: 503 so deliveries are retried after the fix.
             self.log.error("mapping config of source %r cannot be used: %s", name, exc)
@@ -196,7 +196,7 @@ class IngestPipeline:
 
         from dmhub_adapter.ingest.external_ids import namespaced
         from dmhub_adapter.mapping.engine import map_payload
-        from dmhub_adapter.model.customer_event import QueuedEvent
+        from dmhub_adapter.model.customer_event import ATTRIBUTE_BUDGET_CONTEXT, QueuedEvent
         from dmhub_adapter.store.claims import claim_key
 
         sink: MetricsSink = metrics or NullMetrics()
@@ -216,14 +216,18 @@ class IngestPipeline:
                 continue
             try:
                 built = [
-                    QueuedEvent(
-                        source=source.name,
-                        account=request.account,
-                        claim_key=claim_key(source.name, request.account, str(mapped.event.externalId)),
-                        trace_id=request.request_id,
-                        rule=mapped.rule,
-                        identity=mapped.identity,
-                        event=namespaced(mapped.event, source.name, request.account),
+                    QueuedEvent.model_validate(
+                        {
+                            "source": source.name,
+                            "account": request.account,
+                            "claim_key": claim_key(source.name, request.account, str(mapped.event.externalId)),
+                            "trace_id": request.request_id,
+                            "rule": mapped.rule,
+                            "identity": mapped.identity,
+                            "event": namespaced(mapped.event, source.name, request.account),
+                            "attribute_kinds": mapped.attribute_kinds,
+                        },
+                        context={ATTRIBUTE_BUDGET_CONTEXT: self.settings.attribute_budget},
                     )
                     for mapped in result.events
                 ]

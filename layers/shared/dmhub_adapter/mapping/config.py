@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -30,10 +31,15 @@ from pydantic import (
 from dmhub_adapter.mapping import converters
 from dmhub_adapter.mapping.functions import compile_expression
 from dmhub_adapter.model.customer_event import (
-    CUSTOM_ATTRIBUTES_MAX,
+    ATTRIBUTE_BUDGET_CONTEXT,
     CUSTOM_EVENT_PREFIX,
     EVENT_MAX,
+    NOT_ON_CUSTOM_EVENTS,
+    SEED_ATTRIBUTE_BUDGET,
+    AttributeBudget,
+    AttributeKind,
     IdentityType,
+    attribute_budget,
 )
 from dmhub_adapter.validation import StrictModel, error_location, error_message
 
@@ -133,6 +139,22 @@ class ValueSpec(StrictModel):
         return self
 
 
+class AttributeSpec(ValueSpec):
+    """A custom attribute's value plus its ``kind`` as defined in DM Hub (``text`` by default,
+    ``quantity`` for integers, ``amount`` for money); with a budget of 16 the kinds are counted."""
+
+    kind: AttributeKind = Field(default="text", description="text, quantity or amount (DM Hub's attribute types)")
+
+
+def _custom_event_spec(spec: ValueSpec | None) -> bool:
+    """Whether an event-type value is (statically) a custom ``c_`` type."""
+    if spec is None:
+        return False
+    if isinstance(spec.value, str) and not spec.convert:
+        return spec.value.startswith(CUSTOM_EVENT_PREFIX)
+    return spec.template is not None and spec.template.startswith(CUSTOM_EVENT_PREFIX)
+
+
 class IdentitySpec(StrictModel):
     """``identity:`` of a rule: the DM Hub identity type and where its value (and the customer's
     name) come from; ``create`` lets the sender create an unknown customer."""
@@ -181,7 +203,9 @@ class RuleSpec(StrictModel):
     external_id: ValueSpec | None = Field(default=None, alias="externalId")
     date: ValueSpec | None = None
     fields: dict[str, ValueSpec] = Field(default_factory=dict)
-    attributes: dict[str, ValueSpec] = Field(default_factory=dict, description="custom attributes (max 5)")
+    attributes: dict[str, AttributeSpec] = Field(
+        default_factory=dict, description="custom attributes (5, or 16 = 10 text, 3 quantity, 3 amount)"
+    )
 
     _when: Any = PrivateAttr(default=None)
     _foreach: Any = PrivateAttr(default=None)
@@ -192,7 +216,7 @@ class RuleSpec(StrictModel):
         return {"value": value} if isinstance(value, str) else value
 
     @model_validator(mode="after")
-    def _check(self) -> RuleSpec:
+    def _check(self, info: ValidationInfo) -> RuleSpec:
         for name in ("when", "foreach"):
             expression = getattr(self, name)
             try:
@@ -216,12 +240,22 @@ class RuleSpec(StrictModel):
                 raise ValueError(
                     f"custom attributes need a custom event type starting with {CUSTOM_EVENT_PREFIX!r}"
                 )
-        if len(self.attributes) > CUSTOM_ATTRIBUTES_MAX:
-            raise ValueError(
-                f"{len(self.attributes)} custom attributes {sorted(self.attributes)}; "
-                f"DM Hub allows {CUSTOM_ATTRIBUTES_MAX}"
-            )
+        if _custom_event_spec(self.event):
+            carried = [name for name in NOT_ON_CUSTOM_EVENTS if name in self.fields]
+            if carried:
+                raise ValueError(
+                    f"maps {', '.join(carried)} onto a custom event; DM Hub's custom events take no "
+                    "targetId, targetName or summary: carry the value as a custom attribute"
+                )
+        budget = attribute_budget(info)
+        problems = budget.problems({name: spec.kind for name, spec in self.attributes.items()})
+        if problems:
+            raise ValueError(f"custom attributes: {'; '.join(problems)} (DMHUB_CUSTOM_ATTRIBUTES={budget.total})")
         return self
+
+    def attribute_kinds(self) -> dict[str, str]:
+        """The kinds of this rule's attributes that are not text."""
+        return {name: spec.kind for name, spec in self.attributes.items() if spec.kind != "text"}
 
 
 class Defaults(StrictModel):
@@ -286,6 +320,8 @@ class MappingFile(StrictModel):
     )
 
     _messages: Any = PrivateAttr(default=None)
+    #: the attribute budget the file was checked against; the engine validates events with it
+    _budget: AttributeBudget = PrivateAttr(default=SEED_ATTRIBUTE_BUDGET)
 
     @field_validator("source")
     @classmethod
@@ -312,6 +348,14 @@ class MappingFile(StrictModel):
         for rule in self.rules:
             if rule.skip is None and rule.identity is None and self.defaults.identity is None:
                 raise ValueError(f"rule {rule.name!r}: no identity (set one on the rule or in defaults)")
+            carried = [
+                name for name in NOT_ON_CUSTOM_EVENTS if name in self.defaults.fields and name not in rule.fields
+            ]
+            if rule.skip is None and carried and _custom_event_spec(rule.event):
+                raise ValueError(
+                    f"rule {rule.name!r}: defaults map {', '.join(carried)} onto its custom event; DM Hub's "
+                    "custom events take no targetId, targetName or summary: carry the value as a custom attribute"
+                )
         return self
 
 
@@ -350,8 +394,9 @@ def block_problems(exc: ValidationError, block: str) -> list[str]:
     return problems
 
 
-def parse_mapping(text: str, file: str) -> MappingFile:
-    """Parse and validate one mapping file's text; raises :class:`MappingConfigError`.
+def parse_mapping(text: str, file: str, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET) -> MappingFile:
+    """Parse and validate one mapping file's text against the deployment's custom attribute
+    ``budget``; raises :class:`MappingConfigError`.
 
     This checks the mapping language only; the adapter's own blocks (``verification``,
     ``reply``, ``options``) are checked by :func:`dmhub_adapter.sources.registry.parse_source_mapping`."""
@@ -362,12 +407,13 @@ def parse_mapping(text: str, file: str) -> MappingFile:
     if not isinstance(data, dict):
         raise MappingConfigError(file, ["a mapping file is a YAML mapping with 'source' and 'rules'"])
     try:
-        mapping = MappingFile.model_validate(data)
+        mapping = MappingFile.model_validate(data, context={ATTRIBUTE_BUDGET_CONTEXT: budget})
     except ValidationError as exc:
         raise MappingConfigError(file, _format_validation_error(exc, data)) from exc
     stem = Path(file).stem
     if stem != mapping.source and not file.startswith("<"):
         raise MappingConfigError(file, [f"field 'source': {mapping.source!r} must match the file name {stem!r}"])
+    mapping._budget = budget
     return mapping
 
 
@@ -394,16 +440,18 @@ def mapping_path(source: str, mappings_dir: str | None = None) -> Path | None:
 
 
 @lru_cache(maxsize=64)
-def _load_cached(path: str, mtime_ns: int) -> MappingFile:
-    return parse_mapping(Path(path).read_text(encoding="utf-8"), path)
+def _load_cached(path: str, mtime_ns: int, budget: AttributeBudget) -> MappingFile:
+    return parse_mapping(Path(path).read_text(encoding="utf-8"), path, budget=budget)
 
 
-def load_mapping(source: str, mappings_dir: str | None = None) -> MappingFile | None:
+def load_mapping(
+    source: str, mappings_dir: str | None = None, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+) -> MappingFile | None:
     """The mapping for ``source`` (``mappings_dir`` first, then the packaged ones), or None."""
     path = mapping_path(source, mappings_dir)
     if path is None:
         return None
-    return _load_cached(str(path), path.stat().st_mtime_ns)
+    return _load_cached(str(path), path.stat().st_mtime_ns, budget)
 
 
 def available_sources(mappings_dir: str | None = None) -> list[str]:

@@ -22,16 +22,22 @@ from dmhub_adapter.mapping import converters
 from dmhub_adapter.mapping.config import MappingFile, RuleSpec, ValueSpec
 from dmhub_adapter.mapping.functions import is_false, search
 from dmhub_adapter.model.customer_event import (
+    ATTRIBUTE_BUDGET_CONTEXT,
     SUMMARY_MAX,
     TAG_MAX,
     TARGET_MAX,
     CustomerEvent,
     Identity,
+    check_attribute_value,
 )
 from dmhub_adapter.validation import error_lines
 
 #: limits a ``truncate: true`` value is cut to, by field
 _LIMITS = {"targetId": TARGET_MAX, "targetName": TARGET_MAX, "tag": TAG_MAX, "summary": SUMMARY_MAX}
+
+#: what ``truncate: true`` cuts a custom attribute to: DM Hub publishes no attribute length, so
+#: the limit of ``summary`` (where the WeChat message text used to go)
+ATTRIBUTE_TRUNCATE_MAX = SUMMARY_MAX
 
 Status = Literal["mapped", "skipped", "unmapped"]
 
@@ -47,6 +53,8 @@ class MappedEvent:
     rule: str
     event: CustomerEvent
     identity: Identity | None
+    #: kinds of the custom attributes that are not text (quantity, amount)
+    attribute_kinds: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -153,6 +161,8 @@ class _RulePlan:
     date: Getter | None = None
     fields: tuple[tuple[str, Getter], ...] = ()
     identity: _IdentityPlan | None = None
+    attribute_kinds: tuple[tuple[str, str], ...] = ()
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
@@ -165,7 +175,7 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
         (name, _guarded(_compile_value(spec, _LIMITS.get(name)), rule.name, name))
         for name, spec in {**mapping.defaults.fields, **rule.fields}.items()
     ] + [
-        (name, _guarded(_compile_value(spec), rule.name, f"attributes.{name}"))
+        (name, _guarded(_compile_value(spec, ATTRIBUTE_TRUNCATE_MAX), rule.name, f"attributes.{name}"))
         for name, spec in rule.attributes.items()
     ]
     identity_spec = rule.identity or mapping.defaults.identity
@@ -192,6 +202,8 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
         date=_guarded(_compile_value(rule.date), rule.name, "date"),
         fields=tuple(fields),
         identity=identity,
+        attribute_kinds=tuple(rule.attribute_kinds().items()),
+        context={ATTRIBUTE_BUDGET_CONTEXT: mapping._budget},
     )
 
 
@@ -267,10 +279,16 @@ def _build_event(plan: _RulePlan, context: dict[str, Any]) -> MappedEvent:
         except ValidationError as exc:
             raise MappingError(f"rule {rule!r}, identity: {_first_error(exc)}") from exc
     try:
-        event = CustomerEvent.model_validate(body)
+        event = CustomerEvent.model_validate(body, context=plan.context)
     except ValidationError as exc:
         raise MappingError(f"rule {rule!r}: event invalid for DM Hub: {_first_error(exc)}") from exc
-    return MappedEvent(rule=rule, event=event, identity=identity)
+    kinds = {name: kind for name, kind in plan.attribute_kinds if name in body}
+    for name, kind in kinds.items():
+        try:
+            check_attribute_value(name, kind, body[name])
+        except ValueError as exc:
+            raise MappingError(f"rule {rule!r}: event invalid for DM Hub: {exc}") from exc
+    return MappedEvent(rule=rule, event=event, identity=identity, attribute_kinds=kinds)
 
 
 def _first_error(exc: ValidationError) -> str:

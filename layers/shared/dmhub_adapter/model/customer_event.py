@@ -9,23 +9,36 @@ field              rule
 =================  ==========================================================
 customerId         Long (64-bit signed); resolved by the sender from identity
 event              required, 1..32 characters; custom types start with ``c_``
-targetId           at most 255 characters
-targetName         at most 255 characters
+targetId           at most 255 characters; never on custom (``c_``) events
+targetName         at most 255 characters; never on custom events
 tag                at most 255 characters (comma separated labels)
-summary            at most 1024 characters
+summary            at most 1024 characters; never on custom events
+referrer           built-in text field
 date               UTC ``YYYY-MM-DDTHH:MM:SSZ``; aware datetimes are converted,
                    naive ones and any other format rejected
 score              integer
-custom attributes  only on ``c_`` event types, at most 5
+custom attributes  only on ``c_`` event types, within the deployment's
+                   :class:`AttributeBudget` (5, or 16 = 10 text, 3 quantity,
+                   3 amount)
 id, lastUpdated    read-only: parsed from responses, never sent
 =================  ==========================================================
+
+DM Hub removed ``targetId``/``targetName``/``summary`` from custom event types in 2018-08;
+omitting them is valid on the old and the current DM Hub alike, so the model refuses them on
+``c_`` events and mappings carry those values as custom attributes instead.
+
+The attribute budget is a deployment setting (``DMHUB_CUSTOM_ATTRIBUTES``). Validation reads it
+from pydantic's validation context (``context={"attribute_budget": budget}``); without one the
+seed's budget of 5 applies.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AfterValidator,
@@ -33,6 +46,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StrictInt,
+    ValidationInfo,
     field_validator,
     model_serializer,
     model_validator,
@@ -43,6 +57,11 @@ TARGET_MAX = 255
 TAG_MAX = 255
 SUMMARY_MAX = 1024
 CUSTOM_ATTRIBUTES_MAX = 5
+#: the current docs' budget: at most 16 custom attributes, of which 10 text, 3 quantity, 3 amount
+CURRENT_ATTRIBUTE_KINDS = {"text": 10, "quantity": 3, "amount": 3}
+#: built-in fields DM Hub removed from custom (``c_``) event types
+NOT_ON_CUSTOM_EVENTS = ("targetId", "targetName", "summary")
+ATTRIBUTE_BUDGET_CONTEXT = "attribute_budget"
 CUSTOM_EVENT_PREFIX = "c_"
 IDENTITY_TYPE_MAX = 32
 IDENTITY_VALUE_MAX = 128
@@ -56,6 +75,73 @@ _DATE_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):
 _ATTRIBUTE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 Long = Annotated[StrictInt, Field(ge=LONG_MIN, le=LONG_MAX)]
+
+#: what a custom attribute holds, as defined in DM Hub's event-type settings
+AttributeKind = Literal["text", "quantity", "amount"]
+_AMOUNT_TEXT_RE = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,4})?$")
+
+
+@dataclass(frozen=True)
+class AttributeBudget:
+    """How many custom attributes one custom event may carry: ``total``, and per kind when
+    the DM Hub in use counts them (the current docs: 10 text, 3 quantity, 3 amount).
+
+    Example::
+
+        budget = AttributeBudget.of(16)
+        budget.problems({"order_id": "text", "amount": "amount"})   # [] (within budget)
+    """
+
+    total: int
+    per_kind: tuple[tuple[str, int], ...] = ()
+
+    @classmethod
+    def of(cls, size: int) -> AttributeBudget:
+        """The budget for ``DMHUB_CUSTOM_ATTRIBUTES``: 5 (the seed) or 16 (current docs)."""
+        if size == CUSTOM_ATTRIBUTES_MAX:
+            return cls(total=size)
+        if size == sum(CURRENT_ATTRIBUTE_KINDS.values()):
+            return cls(total=size, per_kind=tuple(CURRENT_ATTRIBUTE_KINDS.items()))
+        raise ValueError(f"the custom attribute budget is 5 or 16, got {size}")
+
+    def problems(self, kinds: Mapping[str, str]) -> list[str]:
+        """Why attributes of these kinds (name → kind) do not fit; empty when they do."""
+        found: list[str] = []
+        if len(kinds) > self.total:
+            found.append(
+                f"at most {self.total} custom attributes per event, got {len(kinds)}: {sorted(kinds)}"
+            )
+        for kind, limit in self.per_kind:
+            names = sorted(name for name, used in kinds.items() if used == kind)
+            if len(names) > limit:
+                found.append(f"at most {limit} {kind} attributes per event, got {len(names)}: {names}")
+        return found
+
+
+SEED_ATTRIBUTE_BUDGET = AttributeBudget.of(CUSTOM_ATTRIBUTES_MAX)
+
+
+def attribute_budget(info: ValidationInfo | None) -> AttributeBudget:
+    """The budget given in the validation context, else the seed's."""
+    context = info.context if info is not None else None
+    if isinstance(context, Mapping):
+        budget = context.get(ATTRIBUTE_BUDGET_CONTEXT)
+        if isinstance(budget, AttributeBudget):
+            return budget
+    return SEED_ATTRIBUTE_BUDGET
+
+
+def check_attribute_value(name: str, kind: str, value: Any) -> None:
+    """Raise ``ValueError`` when ``value`` cannot be an attribute of ``kind``: a quantity is an
+    integer, an amount a number or decimal text (``"19.90"``)."""
+    if value is None:
+        return
+    if kind == "quantity" and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ValueError(f"custom attribute {name!r} is a quantity and must be an integer, got {value!r}")
+    if kind == "amount":
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number and not (isinstance(value, str) and _AMOUNT_TEXT_RE.match(value)):
+            raise ValueError(f"custom attribute {name!r} is an amount and must be a number, got {value!r}")
 
 
 def _identity_type_shape(value: str) -> str:
@@ -124,6 +210,7 @@ class _EventFields(BaseModel):
     tag: str | None = Field(default=None, max_length=TAG_MAX)
     campaign: str | None = None
     campaignName: str | None = None
+    referrer: str | None = None
     summary: str | None = Field(default=None, max_length=SUMMARY_MAX)
     externalId: str | None = Field(default=None, min_length=1, max_length=EXTERNAL_ID_MAX)
 
@@ -137,7 +224,9 @@ class CustomerEvent(_EventFields):
     """A CustomerEvent as sent to ``POST /v1/customerevents``.
 
     Custom attributes are extra keys; they are allowed only on custom (``c_``) event types,
-    at most five. ``id`` and ``lastUpdated`` are read-only in DM Hub and refused here.
+    within the attribute budget of the validation context (default 5). Custom events never
+    carry ``targetId``, ``targetName`` or ``summary``. ``id`` and ``lastUpdated`` are read-only
+    in DM Hub and refused here.
     """
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
@@ -157,16 +246,24 @@ class CustomerEvent(_EventFields):
         return data
 
     @model_validator(mode="after")
-    def _custom_attributes(self) -> CustomerEvent:
+    def _custom_attributes(self, info: ValidationInfo) -> CustomerEvent:
         extras = self.custom_attributes
         if extras and not self.event.startswith(CUSTOM_EVENT_PREFIX):
             raise ValueError(
                 f"custom attributes {sorted(extras)} are only allowed on custom event types "
                 f"(starting with {CUSTOM_EVENT_PREFIX!r}), not on {self.event!r}"
             )
-        if len(extras) > CUSTOM_ATTRIBUTES_MAX:
+        if self.event.startswith(CUSTOM_EVENT_PREFIX):
+            carried = [name for name in NOT_ON_CUSTOM_EVENTS if getattr(self, name) is not None]
+            if carried:
+                raise ValueError(
+                    f"custom event types take no {', '.join(carried)} (DM Hub removed them from custom "
+                    "events); carry the value as a custom attribute"
+                )
+        budget = attribute_budget(info)
+        if len(extras) > budget.total:
             raise ValueError(
-                f"a custom event carries at most {CUSTOM_ATTRIBUTES_MAX} custom attributes, "
+                f"a custom event carries at most {budget.total} custom attributes, "
                 f"got {len(extras)}: {sorted(extras)}"
             )
         for name, value in extras.items():
@@ -192,23 +289,48 @@ class CustomerEvent(_EventFields):
         return body
 
 
-class StoredCustomerEvent(_EventFields):
-    """A CustomerEvent as DM Hub returns it: read-only fields present, nulls for unset ones,
-    custom attributes echoed as extra keys."""
+class StoredCustomerEvent(BaseModel):
+    """A CustomerEvent as DM Hub returns it, read leniently: only ``id`` (a number or numeric
+    text) is needed; every echoed field is optional and kept as DM Hub sent it (``customerId``
+    comes as text from some APIs), custom attributes as extra keys. A created event is never
+    counted as failed because of its echo."""
 
     model_config = ConfigDict(extra="allow")
 
-    id: Long
-    customerId: Long | None = None
-    lastUpdated: str | None = None
+    id: int | str
+    customerId: Any = None
+    event: Any = None
+    targetId: Any = None
+    targetName: Any = None
+    date: Any = None
+    source: Any = None
+    contentName: Any = None
+    score: Any = None
+    tag: Any = None
+    campaign: Any = None
+    campaignName: Any = None
+    referrer: Any = None
+    summary: Any = None
+    externalId: Any = None
+    lastUpdated: Any = None
 
-    @field_validator("lastUpdated", mode="before")
+    @field_validator("id", mode="before")
     @classmethod
-    def _last_updated(cls, value: object) -> str | None:
-        return None if value is None else parse_dmhub_date(value)
+    def _id(cls, value: object) -> int | str:
+        if isinstance(value, bool) or value is None:
+            raise ValueError("the answer carries no event id")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str) and value.strip():
+            text = value.strip()
+            return int(text) if re.fullmatch(r"-?[0-9]{1,19}", text) else text
+        raise ValueError(f"the answer's event id is not a number or text: {value!r}")
 
     @property
     def custom_attributes(self) -> dict[str, Any]:
+        """The echoed keys that are not built-in fields."""
         return dict(self.__pydantic_extra__ or {})
 
 
@@ -225,13 +347,25 @@ class QueuedEvent(BaseModel):
     rule: str | None = None
     identity: Identity | None = None
     event: CustomerEvent
+    #: kinds of the event's custom attributes that are not text (DM Hub's quantity/amount)
+    attribute_kinds: dict[str, AttributeKind] = Field(default_factory=dict)
 
     @model_validator(mode="after")
-    def _resolvable(self) -> QueuedEvent:
+    def _resolvable(self, info: ValidationInfo) -> QueuedEvent:
         if self.identity is None and self.event.customerId is None:
             raise ValueError("an event needs an identity or a customerId")
         if not self.event.externalId:
             raise ValueError("an event needs an externalId (the source's natural key)")
+        attributes = self.event.custom_attributes
+        unknown = sorted(set(self.attribute_kinds) - set(attributes))
+        if unknown:
+            raise ValueError(f"attribute_kinds names attributes the event does not carry: {unknown}")
+        kinds = {name: self.attribute_kinds.get(name, "text") for name in attributes}
+        for name, kind in kinds.items():
+            check_attribute_value(name, kind, attributes[name])
+        problems = attribute_budget(info).problems(kinds)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     @model_serializer(mode="wrap")
@@ -240,4 +374,6 @@ class QueuedEvent(BaseModel):
         data["event"] = self.event.to_request()
         if self.identity is None:
             data.pop("identity", None)
+        if not self.attribute_kinds:
+            data.pop("attribute_kinds", None)
         return data

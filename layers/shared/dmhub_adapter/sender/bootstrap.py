@@ -123,6 +123,7 @@ def build_sender(settings: SenderSettings, *, logger: Any = None) -> SenderRunti
         policy=RetryPolicy(max_attempts=settings.max_attempts, safety_margin=settings.safety_margin_seconds),
         concurrency=settings.concurrency,
         logger=logger,
+        attribute_budget=settings.attribute_budget,
     )
     return SenderRuntime(sender=sender, dmhub=dmhub, token=token, recorder=recorder)
 

@@ -33,7 +33,12 @@ from typing import Any
 from dmhub_adapter.dmhub.client import DmhubClient
 from dmhub_adapter.dmhub.errors import DmhubError
 from dmhub_adapter.dmhub.identity import IdentityResolver
-from dmhub_adapter.model.customer_event import QueuedEvent
+from dmhub_adapter.model.customer_event import (
+    ATTRIBUTE_BUDGET_CONTEXT,
+    SEED_ATTRIBUTE_BUDGET,
+    AttributeBudget,
+    QueuedEvent,
+)
 from dmhub_adapter.queue import OutgoingMessage, send_messages
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.store import ClaimStore
@@ -68,7 +73,7 @@ class RecordResult:
     message_id: str
     outcome: RecordOutcome
     attempts: int
-    dmhub_id: int | None = None
+    dmhub_id: int | str | None = None
     reason: str | None = None
 
 
@@ -85,8 +90,11 @@ class BatchStats:
             setattr(self, name, getattr(self, name) + value)
 
 
-def parse_body(body: str) -> tuple[dict[str, Any] | None, QueuedEvent]:
-    """The message's JSON and the validated event; raises ``ValueError`` with the reason.
+def parse_body(
+    body: str, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+) -> tuple[dict[str, Any] | None, QueuedEvent]:
+    """The message's JSON and the event validated against the deployment's custom attribute
+    ``budget``; raises ``ValueError`` with the reason.
 
     A ``failure`` block (left by an earlier dead-lettering, e.g. after a redrive that did not
     strip it) is ignored.
@@ -99,7 +107,7 @@ def parse_body(body: str) -> tuple[dict[str, Any] | None, QueuedEvent]:
         raise ValueError("message body is not a JSON object")
     clean = {k: v for k, v in data.items() if k != FAILURE_KEY}
     try:
-        return data, QueuedEvent.model_validate(clean)
+        return data, QueuedEvent.model_validate(clean, context={ATTRIBUTE_BUDGET_CONTEXT: budget})
     except ValueError as exc:
         raise ValueError(f"message body is not a queued event: {exc}") from None
 
@@ -127,6 +135,7 @@ class Sender:
         sleep: Callable[[float], None] = time.sleep,
         rng: random.Random | None = None,
         logger: Any | None = None,
+        attribute_budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET,
     ) -> None:
         self.dmhub = dmhub
         self.resolver = resolver
@@ -138,6 +147,7 @@ class Sender:
         self.sleep = sleep
         self.rng = rng or random.Random()  # jitter, not secrecy
         self.logger = logger or logging.getLogger("dmhub_adapter.sender")
+        self.attribute_budget = attribute_budget
 
     # -- one record -------------------------------------------------------------------------
 
@@ -149,7 +159,7 @@ class Sender:
         """
         stats = stats or BatchStats()
         try:
-            original, queued = parse_body(body)
+            original, queued = parse_body(body, self.attribute_budget)
         except ValueError as exc:
             return self._dead_letter(
                 body, None, message_id, reason=str(exc), kind="malformed", attempts=0, stats=stats
@@ -199,7 +209,7 @@ class Sender:
             self.logger.info("delivered", extra={**log, "attempts": attempt, "dmhub_id": dmhub_id})
             return RecordResult(message_id, RecordOutcome.DELIVERED, attempt, dmhub_id=dmhub_id)
 
-    def _send(self, queued: QueuedEvent, deadline: float) -> int:
+    def _send(self, queued: QueuedEvent, deadline: float) -> int | str:
         event = queued.event
         if event.customerId is None:
             assert queued.identity is not None  # QueuedEvent guarantees one of the two

@@ -20,6 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, mapping_path, parse_mapping
+from dmhub_adapter.model.customer_event import SEED_ATTRIBUTE_BUDGET, AttributeBudget
 from dmhub_adapter.sources.base import Source
 
 _ADAPTER_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -47,9 +48,12 @@ def check_adapter_config(mapping: MappingFile) -> list[str]:
     return list(check(mapping)) if check else []
 
 
-def parse_source_mapping(text: str, file: str) -> MappingFile:
-    """Parse one mapping file and check its adapter blocks; raises :class:`MappingConfigError`."""
-    mapping = parse_mapping(text, file)
+def parse_source_mapping(
+    text: str, file: str, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+) -> MappingFile:
+    """Parse one mapping file (against the custom attribute ``budget``) and check its adapter
+    blocks; raises :class:`MappingConfigError`."""
+    mapping = parse_mapping(text, file, budget=budget)
     problems = check_adapter_config(mapping)
     if problems:
         raise MappingConfigError(file, problems)
@@ -57,39 +61,46 @@ def parse_source_mapping(text: str, file: str) -> MappingFile:
 
 
 @lru_cache(maxsize=64)
-def _load_cached(path: str, mtime_ns: int) -> MappingFile:
-    return parse_source_mapping(Path(path).read_text(encoding="utf-8"), path)
+def _load_cached(path: str, mtime_ns: int, budget: AttributeBudget) -> MappingFile:
+    return parse_source_mapping(Path(path).read_text(encoding="utf-8"), path, budget=budget)
 
 
-def load_source_mapping(name: str, mappings_dir: str | None = None) -> MappingFile | None:
+def load_source_mapping(
+    name: str, mappings_dir: str | None = None, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+) -> MappingFile | None:
     """The checked mapping of source ``name`` (``mappings_dir`` first, then the packaged ones),
     or None when no file defines it; a file reloads when it changes."""
     path = mapping_path(name, mappings_dir)
     if path is None:
         return None
-    return _load_cached(str(path), path.stat().st_mtime_ns)
+    return _load_cached(str(path), path.stat().st_mtime_ns, budget)
 
 
-def check_directory(directory: str | Path) -> dict[str, list[str]]:
-    """Validate every ``*.yaml`` in a directory; returns problems per file (empty when valid)."""
+def check_directory(
+    directory: str | Path, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+) -> dict[str, list[str]]:
+    """Validate every ``*.yaml`` in a directory against the custom attribute ``budget``;
+    returns problems per file (empty when valid)."""
     results: dict[str, list[str]] = {}
     for path in sorted(Path(directory).glob("*.yaml")):
         try:
-            parse_source_mapping(path.read_text(encoding="utf-8"), str(path))
+            parse_source_mapping(path.read_text(encoding="utf-8"), str(path), budget=budget)
             results[str(path)] = []
         except MappingConfigError as exc:
             results[str(path)] = exc.problems
     return results
 
 
-def source_for(name: str, mappings_dir: str | None = None) -> Source | None:
+def source_for(
+    name: str, mappings_dir: str | None = None, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+) -> Source | None:
     """The adapter instance for a source name, or None when no mapping file defines it.
 
     Example::
 
         source = source_for("wechat", settings.mappings_dir)
     """
-    mapping = load_source_mapping(name, mappings_dir)
+    mapping = load_source_mapping(name, mappings_dir, budget=budget)
     if mapping is None:
         return None
     key = (name, id(mapping))
