@@ -19,6 +19,7 @@ from dmhub_adapter.dmhub.client import (
 )
 from dmhub_adapter.dmhub.errors import (
     CredentialsError,
+    DmhubBodyError,
     DmhubValidationError,
     HttpError,
     RateLimited,
@@ -67,15 +68,52 @@ class Renewing:
         self.current = "tok-2"
         return self.current
 
+    def reconsider(self, rejected: str, *, deadline: float | None = None) -> str | None:
+        """Like the shared token: refresh once; the refreshed token is too young to refresh again."""
+        if rejected == "tok-2":
+            return None
+        return self.renew(rejected)
+
 
 # -- classification --------------------------------------------------------------------------
 
 
-def test_http_200_with_error_code_is_a_retryable_token_error() -> None:
-    with pytest.raises(TokenError) as info:
-        classify(answer(200, {"error_code": 40001, "error_description": "invalid access_token"}), "x")
-    assert info.value.retryable
-    assert info.value.error_code == 40001
+@pytest.mark.parametrize("code", [40201, "40201", "C0002"])
+def test_http_200_with_error_code_is_a_body_error_not_a_token_error(code: object) -> None:
+    with pytest.raises(DmhubBodyError) as info:
+        classify(answer(200, {"error_code": code, "error_description": "permission is not enough"}), "x")
+    assert not info.value.retryable
+    assert info.value.error_code == code
+    assert info.value.kind == f"dmhub_error_{code}"
+    assert info.value.describe() == f"dmhub_error_{code}: permission is not enough"
+
+
+@pytest.mark.parametrize("code", [0, "0", None])
+def test_error_code_zero_or_absent_is_success(code: object) -> None:
+    assert classify(answer(200, {"error_code": code, "id": 1}), "x")["id"] == 1
+
+
+def test_v2_answers_401_and_errors_naming_the_token_are_token_errors() -> None:
+    with pytest.raises(TokenError):
+        classify(answer(401, {"success": False, "error": {"code": "invalid_token"}}), "x", "v2")
+    with pytest.raises(TokenError):
+        classify(answer(403, {"success": False, "error": {"code": "x", "message": "access token expired"}}), "x", "v2")
+    with pytest.raises(DmhubValidationError) as info:
+        classify(answer(400, {"success": False, "error": {"code": "400001", "message": "bad",
+                                                          "fieldErrors": [{"fieldName": "event"}]}}), "x", "v2")
+    assert info.value.field_errors == [{"fieldName": "event"}] and not info.value.retryable
+    with pytest.raises(HttpError) as failed:
+        classify(answer(503, "busy"), "x", "v2")
+    assert failed.value.retryable
+    # v1 has no 401 convention: a plain permanent HTTP error
+    with pytest.raises(HttpError) as plain:
+        classify(answer(401, "no"), "x")
+    assert not plain.value.retryable
+
+
+def test_success_false_is_a_permanent_refusal() -> None:
+    with pytest.raises(DmhubValidationError):
+        classify(answer(200, {"success": False, "message": "bad batch"}), "x")
 
 
 def test_http_200_with_error_object_is_a_permanent_validation_error_with_field_errors() -> None:
@@ -186,9 +224,10 @@ def test_a_second_token_error_after_renewal_is_raised() -> None:
         calls += 1
         return answer(200, {"error_code": 40001})
 
-    with pytest.raises(TokenError):
-        client_for(handler, Renewing()).lookup_identity("wechat", "o1")
-    assert calls == 2
+    source = Renewing()
+    with pytest.raises(DmhubBodyError):
+        client_for(handler, source).lookup_identity("wechat", "o1")
+    assert calls == 2 and source.renewed == ["tok-1"]
 
 
 def test_get_event_passes_partition_and_maps_500_to_http_error() -> None:

@@ -36,19 +36,40 @@ from dmhub_adapter_tools.emulator.state import EmulatorConfig, EmulatorState
         ("1970-01-01T00:00:00Z", "2016"),
     ],
 )
-def test_partition_of(date: str, partition: str) -> None:
+def test_partition_of_under_the_seed(date: str, partition: str) -> None:
+    assert partition_of(date, "2018") == partition
+
+
+@pytest.mark.parametrize(
+    ("date", "partition"),
+    [
+        ("2099-01-01T00:00:00Z", "209901"),
+        ("2019-01-01T00:00:00Z", "201901"),
+        ("2024-11-30T23:59:59Z", "202411"),
+        ("2018-12-31T23:59:59Z", "2018"),
+        ("2017-12-31T23:59:59Z", "2017"),
+        ("2015-06-01T00:00:00Z", "2016"),
+    ],
+)
+def test_partition_of_under_the_current_rules(date: str, partition: str) -> None:
     assert partition_of(date) == partition
 
 
 def test_normalize_partition() -> None:
-    assert normalize_partition(None) == normalize_partition("") == normalize_partition("2018") == "2018"
-    assert normalize_partition("2016") == "2016"
+    assert normalize_partition(None, "2018") == normalize_partition("", "2018") == "2018"
+    assert normalize_partition("2016", "2018") == "2016"
     with pytest.raises(ValidationFailed):
-        normalize_partition("2019")
+        normalize_partition("201901", "2018")
+    # current rules: no parameter is the current time's month, YYYYMM from 201901
+    assert normalize_partition(None, now=1732924800) == "202411"  # 2024-11-30
+    assert normalize_partition("201901") == "201901" and normalize_partition("2017") == "2017"
+    for bad in ("201813", "201812", "2019", "20190", "x"):
+        with pytest.raises(ValidationFailed):
+            normalize_partition(bad)
 
 
 def test_query_defaults_and_clamp() -> None:
-    query = parse_event_query({})
+    query = parse_event_query({}, "2018")
     assert (query.partition, query.max, query.page, query.sidx, query.descending) == ("2018", 20, 1, "id", False)
     assert parse_event_query({"max": "5000"}).max == QUERY_MAX_LIMIT
     assert parse_event_query({"max": "10", "rows": "3", "page": "2"}).page_slice() == slice(3, 6)
@@ -152,11 +173,34 @@ def test_whatever_the_model_sends_the_emulator_accepts(
     event: str, target: str, summary: str, score: int, attributes: dict[str, str]
 ) -> None:
     model = CustomerEvent.model_validate(
-        {**BASE, "event": event, "targetName": target, "summary": summary, "score": score, **attributes}
+        {**BASE, "event": event, "tag": target, "campaign": summary, "score": score, **attributes}
     )
-    clean = validate_event(model.to_request())
-    assert clean["event"] == event
-    assert {k: clean[k] for k in attributes} == attributes
+    for rules in ("current", "2018"):  # what the model sends holds under both rule sets
+        clean = validate_event(model.to_request(), rules=rules)
+        assert clean["event"] == event
+        assert {k: clean[k] for k in attributes} == attributes
+    built_in = CustomerEvent.model_validate({**BASE, "event": event[2:], "targetName": target, "summary": summary})
+    assert validate_event(built_in.to_request())["event"] == event[2:]
+
+
+@pytest.mark.parametrize("field", ["targetId", "targetName", "summary"])
+def test_current_rules_refuse_target_and_summary_on_custom_events_the_seed_took_them(field: str) -> None:
+    body = {**BASE, "event": "c_order", field: "x"}
+    with pytest.raises(ValidationFailed) as caught:
+        validate_event(body)
+    assert caught.value.errors[0].field_name == field
+    assert validate_event(body, rules="2018")[field] == "x"
+    assert validate_event({**body, "event": "order"})[field] == "x"
+
+
+def test_referrer_is_built_in_and_the_budget_is_five_or_sixteen() -> None:
+    assert validate_event({**BASE, "event": "order", "referrer": "https://a"})["referrer"] == "https://a"
+    sixteen = {f"a{i}": "x" for i in range(16)}
+    assert len(validate_event({**BASE, "event": "c_o", **sixteen}, custom_attributes=16)) > 16
+    with pytest.raises(ValidationFailed):
+        validate_event({**BASE, "event": "c_o", **sixteen, "a16": "x"}, custom_attributes=16)
+    with pytest.raises(ValidationFailed):
+        validate_event({**BASE, "event": "c_o", **{f"a{i}": "x" for i in range(6)}})
 
 
 # ---------------------------------------------------------------------- the app without sockets

@@ -210,3 +210,38 @@ def test_credentials_from_secrets_manager_and_environment(monkeypatch: pytest.Mo
         # the runtime reads Secrets Manager only; the environment override is the CLI's
         assert load_credentials("p/dmhub", client=sm).app_id == "a"
     clear_credentials_cache()
+
+
+# -- body errors: reconsider the token, refresh on suspicion at most once per minimum age ------
+
+
+def test_a_body_error_refreshes_once_then_the_young_suspected_token_stands(ddb: tuple[Any, str]) -> None:
+    clock = Clock()
+    fetcher = Fetcher(clock)
+    first, second = shared(ddb, clock, fetcher), shared(ddb, clock, fetcher)
+    assert first.get() == "token-1"
+    # token-1 was not fetched on suspicion: a body error on it refreshes it
+    assert first.reconsider("token-1") == "token-2"
+    assert item(ddb)["suspected"]["N"] == "1"
+    # another container failing with the old token gets the newer stored one, no fetch
+    assert second.reconsider("token-1") == "token-2"
+    # the same error with token-2, fetched on suspicion seconds ago: the token is not the problem
+    clock.now += 59
+    assert first.reconsider("token-2") is None
+    assert second.reconsider("token-2") is None
+    assert fetcher.calls == 2
+    # after the minimum age it may be refreshed on suspicion once more
+    clock.now += 2
+    assert first.reconsider("token-2") == "token-3"
+    assert fetcher.calls == 3
+
+
+def test_the_minimum_age_is_a_setting(ddb: tuple[Any, str]) -> None:
+    clock = Clock()
+    fetcher = Fetcher(clock)
+    token = shared(ddb, clock, fetcher, min_age_seconds=5)
+    token.get()
+    assert token.reconsider("token-1") == "token-2"
+    clock.now += 6
+    assert token.reconsider("token-2") == "token-3"
+    assert token.reconsider("token-3") is None

@@ -254,6 +254,7 @@ class Settings:
     claim_lease_seconds: int = 30
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     attribute_budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+    dmhub_api: DmhubApi = "v1"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -272,6 +273,7 @@ class Settings:
             claim_lease_seconds=env.integer("CLAIM_LEASE_SECONDS", 30),
             max_body_bytes=env.integer("MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             attribute_budget=env.attribute_budget(),
+            dmhub_api="v2" if env.choice("DMHUB_API", "v1", ("v1", "v2")) == "v2" else "v1",
         )
 
     def require(self, attribute: str) -> str:

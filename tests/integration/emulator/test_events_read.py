@@ -9,6 +9,12 @@ from dmhub_adapter_tools.emulator.server import EmulatorServer
 from tests.integration.emulator.conftest import Api, field_errors
 
 
+@pytest.fixture(autouse=True)
+def seed_rules(server: EmulatorServer) -> None:
+    """These tests hold the emulator to the seed (2018-05); the current rules have their own."""
+    server.configure(rules="2018")
+
+
 def ids(response_body: list[dict[str, object]]) -> list[object]:
     return [e["id"] for e in response_body]
 

@@ -11,9 +11,9 @@ DEFAULT_PORT = 8900
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "emulator",
-        help="run the DM Hub emulator (token, CustomerEvent and customer-identity APIs)",
-        description="Serve an emulated DM Hub v1 API on HOST:PORT and print its base URL (use it as "
-        "DMHUB_BASE_URL). Faults can be injected with the flags below, or at runtime through "
+        help="run the DM Hub emulator (v1 and v2 tokens and events, collector, customer identities)",
+        description="Serve an emulated DM Hub (API v1 with the collector, and v2) on HOST:PORT and print "
+        "its base URL (use it as DMHUB_BASE_URL). Faults can be injected with the flags below, or at runtime through "
         "POST /_emulator/config. Stops on Ctrl-C or SIGTERM.",
     )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0: any free)")
@@ -32,6 +32,19 @@ def register(subparsers: Any) -> None:
         help="comma separated registered custom event types; others are refused (default: any c_ type)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault and token randomness")
+    parser.add_argument(
+        "--rules", choices=["current", "2018"], default="current",
+        help="DM Hub's rules: current (no targetId/targetName/summary on custom events, monthly partitions; "
+        "default) or 2018 (the seed)",
+    )
+    parser.add_argument("--custom-attributes", type=int, choices=[5, 16], default=5,
+                        help="custom attributes per custom event (default 5; current docs: 16)")
+    parser.add_argument("--string-error-codes", action="store_true",
+                        help='answer error_code as text ("40001"), as DM Hub was seen to do')
+    parser.add_argument(
+        "--refuse-event", action="append", default=[], metavar="TYPE[:CODE]",
+        help="answer events of TYPE with a non-token body error (default code 40201); repeatable",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log each request (path only)")
     parser.set_defaults(func=run)
 
@@ -47,6 +60,12 @@ def run(args: argparse.Namespace) -> int:
     from dmhub_adapter_tools.emulator.server import EmulatorServer
 
     event_types = [t.strip() for t in args.event_types.split(",") if t.strip()] if args.event_types else None
+    refuse: dict[str, int | str] = {}
+    for item in args.refuse_event:
+        kind, _, code = item.partition(":")
+        if not kind:
+            raise CommandError(f"--refuse-event {item!r}: give an event type")
+        refuse[kind] = int(code) if code.isdigit() else (code or 40201)
     try:
         server = EmulatorServer(
             host=args.host,
@@ -62,6 +81,10 @@ def run(args: argparse.Namespace) -> int:
             token_ttl=args.token_ttl,
             event_types=event_types,
             seed=args.seed,
+            rules=args.rules,
+            custom_attributes=args.custom_attributes,
+            string_error_codes=args.string_error_codes,
+            refuse_events=refuse,
         )
     except ValidationError as exc:
         raise CommandError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc

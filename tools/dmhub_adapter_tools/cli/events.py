@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
 
     get = commands.add_parser("get", help="one event by id")
     get.add_argument("id", type=int, help="DM Hub event id")
-    get.add_argument("--partition", help="history partition (2018 default, 2017, 2016 = before 2017)")
+    get.add_argument("--partition", type=partition_argument, help=PARTITION_HELP)
     get.set_defaults(func=run_get)
 
     query = commands.add_parser("query", help="events matching filters")
@@ -35,13 +35,38 @@ def register(subparsers: Any) -> None:
     query.add_argument("--event", help="event types, comma separated")
     query.add_argument("--from", dest="last_updated_from", help="lastUpdatedFrom, UTC like 2024-01-01T00:00:00Z")
     query.add_argument("--to", dest="last_updated_to", help="lastUpdatedTo, UTC like 2024-12-31T23:59:59Z")
-    query.add_argument("--partition")
+    query.add_argument("--id-from", type=int, help="idFrom: events with an id at least this")
+    query.add_argument("--id-to", type=int, help="idTo: events with an id at most this")
+    query.add_argument("--partition", type=partition_argument, help=PARTITION_HELP)
     query.add_argument("--max", type=int, help="at most this many events (1-1000, DM Hub's default 20)")
     query.add_argument("--rows", type=int, help="page size")
     query.add_argument("--page", type=int, help="page number, from 1")
     query.add_argument("--sidx", help="sort field, e.g. lastUpdated")
     query.add_argument("--sord", choices=["asc", "desc"])
     query.set_defaults(func=run_query)
+
+
+PARTITION_HELP = (
+    "history partition: none = the current time's; YYYYMM (monthly, from 201901); 2018, 2017; 2016 = earlier"
+)
+
+
+def partition_argument(value: str) -> str:
+    """A DM Hub history partition as documented since 2018-11: ``YYYYMM`` from 201901 (not in
+    the future), ``2018``, ``2017`` or ``2016`` (every earlier year)."""
+    from datetime import UTC, datetime
+
+    text = value.strip()
+    if text in ("2018", "2017", "2016"):
+        return text
+    if len(text) == 6 and text.isascii() and text.isdigit():
+        year, month = int(text[:4]), int(text[4:])
+        now = datetime.now(UTC)
+        if year >= 2019 and 1 <= month <= 12 and (year, month) <= (now.year, now.month):
+            return text
+    raise argparse.ArgumentTypeError(
+        f"{value!r} is not a DM Hub partition: YYYYMM from 201901 to this month, 2018, 2017 or 2016"
+    )
 
 
 class FetchedToken:
@@ -59,6 +84,13 @@ class FetchedToken:
     def renew(self, rejected: str, *, deadline: float | None = None) -> str:
         self.token = None
         return self.get()
+
+    def reconsider(self, rejected: str, *, deadline: float | None = None) -> str | None:
+        """A command's own token is fetched once more after a body error, never twice."""
+        if getattr(self, "_reconsidered", False):
+            return None
+        self._reconsidered = True
+        return self.renew(rejected)
 
 
 def dmhub_client_from_env() -> Any:
@@ -84,7 +116,7 @@ def dmhub_client_from_env() -> Any:
         raise CommandError(f"no DM Hub credentials: {exc.message} (or set DMHUB_APP_ID and DMHUB_SECRET)") from exc
     except Exception as exc:
         raise CommandError(f"cannot read the DM Hub secret: {type(exc).__name__}: {exc}") from exc
-    http = DmhubClient(settings.dmhub_base_url)
+    http = DmhubClient(settings.dmhub_base_url, api=settings.dmhub_api)
     if settings.idempotency_table:
         # the senders' shared token: fetching a new one would log every sender out
         return http.with_token_source(SharedToken(
@@ -140,6 +172,8 @@ def run_query(args: argparse.Namespace) -> int:
                 event=args.event,
                 last_updated_from=args.last_updated_from,
                 last_updated_to=args.last_updated_to,
+                id_from=args.id_from,
+                id_to=args.id_to,
                 partition=args.partition,
                 max=args.max,
                 rows=args.rows,

@@ -17,6 +17,8 @@ _MILLIS = ("leaseUntil",)
 
 
 def register(subparsers: Any) -> None:
+    from dmhub_adapter_tools.cli.events import PARTITION_HELP, partition_argument
+
     parser = subparsers.add_parser(
         "trace",
         help="where one webhook's event stands: claim status, queue message, DM Hub event",
@@ -26,7 +28,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("source")
     parser.add_argument("account")
     parser.add_argument("external_id", help="the event's externalId (see `dmhub-adapter map`)")
-    parser.add_argument("--partition", help="DM Hub history partition of the event, if not the default")
+    parser.add_argument("--partition", type=partition_argument, help=PARTITION_HELP)
     parser.add_argument("--no-dmhub", action="store_true", help="do not call DM Hub")
     parser.set_defaults(func=run)
 
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     from dmhub_adapter import aws
     from dmhub_adapter.dmhub.errors import DmhubError
     from dmhub_adapter.settings import Settings
-    from dmhub_adapter.store.claims import ClaimStatus, ClaimTable, claim_key
+    from dmhub_adapter.store.claims import COLLECTOR_PLACEHOLDER, ClaimStatus, ClaimTable, claim_key
     from dmhub_adapter_tools.cli import CommandError
     from dmhub_adapter_tools.cli.events import dmhub_client_from_env, print_json
 
@@ -73,6 +75,10 @@ def run(args: argparse.Namespace) -> int:
         print_json(report)
         return 1
     dmhub_id = item.get("dmhubId")
+    if item.get("status") == ClaimStatus.DELIVERED and dmhub_id == COLLECTOR_PLACEHOLDER:
+        report["explanation"] = "delivered via collector, DM Hub gives no id"
+    elif item.get("status") == ClaimStatus.DELIVERED and dmhub_id in (None, "-"):
+        report["explanation"] = "delivered; DM Hub's answer gave no event id"
     if item.get("status") == ClaimStatus.DELIVERED and dmhub_id not in (None, "-") and not args.no_dmhub:
         try:
             client = dmhub_client_from_env()

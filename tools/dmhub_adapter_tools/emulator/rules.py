@@ -3,6 +3,11 @@
 The limits are written out here from the DM Hub CustomerEvent contract on purpose instead of
 being imported from ``dmhub_adapter.model``: the emulator is the independent referee the
 adapter's own validation is tested against, so a mistake in one must not hide in the other.
+
+Two rule sets (``rules``): **current** (default; DM Hub's docs since 2018-08/11: custom event
+types take no targetId/targetName/summary, ``referrer`` is built in, partitions are monthly
+``YYYYMM`` from 2019 with the current time's partition by default) and **2018** (the seed of
+2018-05: custom events take every field, partitions 2018/2017/2016 with 2018 by default).
 """
 
 from __future__ import annotations
@@ -28,6 +33,10 @@ QUERY_MAX_LIMIT = 1000
 
 DEFAULT_PARTITION = "2018"
 PARTITIONS = frozenset({"2018", "2017", "2016"})
+RULES = ("current", "2018")
+#: built-in fields the current docs removed from custom (c_) event types
+NOT_ON_CUSTOM = ("targetId", "targetName", "summary")
+_MONTH_RE = re.compile(r"^(20[1-9][0-9])(0[1-9]|1[0-2])$")
 
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 _DATE_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z$")
@@ -46,6 +55,7 @@ STRING_FIELDS = (
     "campaignName",
     "contentName",
     "summary",
+    "referrer",
     "externalId",
 )
 BUILT_IN_FIELDS = frozenset({*READ_ONLY_FIELDS, *STRING_FIELDS, "customerId", "score"})
@@ -111,20 +121,31 @@ def parse_date(value: str) -> datetime | None:
         return None
 
 
-def partition_of(date: str) -> str:
-    """The history partition an event lives in, by the year of its ``date``."""
+def partition_of(date: str, rules: str = "current") -> str:
+    """The history partition an event lives in, by its ``date``: current rules ``YYYYMM`` from
+    2019, then ``2018``, ``2017``, ``2016`` (every earlier year); the seed's rules put 2019 and
+    later in ``2018`` too."""
     year = int(date[:4])
+    if year >= 2019 and rules == "current":
+        return date[:4] + date[5:7]
     if year >= 2018:
         return DEFAULT_PARTITION
     return "2017" if year == 2017 else "2016"
 
 
-def normalize_partition(value: str | None) -> str:
+def normalize_partition(value: str | None, rules: str = "current", now: float | None = None) -> str:
+    """The partition a request names; without one, the current time's (current rules) or
+    ``2018`` (the seed)."""
     if value is None or value == "":
-        return DEFAULT_PARTITION
-    if value not in PARTITIONS:
-        raise ValidationFailed([FieldError("partition", f"unknown partition {value!r}: use 2018, 2017 or 2016")])
-    return value
+        if rules != "current":
+            return DEFAULT_PARTITION
+        return partition_of(format_date(now if now is not None else datetime.now(UTC).timestamp()), rules)
+    if value in PARTITIONS:
+        return value
+    if rules == "current" and (match := _MONTH_RE.match(value)) and int(match.group(1)) >= 2019:
+        return value
+    expected = "YYYYMM from 201901, 2018, 2017 or 2016" if rules == "current" else "2018, 2017 or 2016"
+    raise ValidationFailed([FieldError("partition", f"unknown partition {value!r}: use {expected}")])
 
 
 def _long(value: Any) -> int | None:
@@ -153,10 +174,18 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def validate_event(body: Mapping[str, Any], event_types: EventTypes | None = None) -> dict[str, Any]:
+def validate_event(
+    body: Mapping[str, Any],
+    event_types: EventTypes | None = None,
+    *,
+    rules: str = "current",
+    custom_attributes: int = CUSTOM_ATTRIBUTES_MAX,
+    customer_required: bool = True,
+) -> dict[str, Any]:
     """Check a ``POST /v1/customerevents`` body; return its writable fields normalised
     (``customerId``/``score`` as numbers, custom attributes kept). Raises ValidationFailed
-    with every field error at once."""
+    with every field error at once. ``customer_required`` is False for identity-keyed calls
+    (collector, v2), whose customer the caller resolved."""
     errors: list[FieldError] = []
     clean: dict[str, Any] = {}
     for name in READ_ONLY_FIELDS:
@@ -165,7 +194,8 @@ def validate_event(body: Mapping[str, Any], event_types: EventTypes | None = Non
 
     raw_customer = body.get("customerId")
     if raw_customer is None:
-        errors.append(FieldError("customerId", "may not be null"))
+        if customer_required:
+            errors.append(FieldError("customerId", "may not be null"))
     else:
         customer_id = _long(raw_customer)
         if customer_id is None:
@@ -212,7 +242,13 @@ def validate_event(body: Mapping[str, Any], event_types: EventTypes | None = Non
 
     custom = {k: v for k, v in body.items() if k not in BUILT_IN_FIELDS}
     if event is not None:
-        errors.extend(_check_custom(event, custom, event_types))
+        errors.extend(_check_custom(event, custom, event_types, custom_attributes))
+        if rules == "current" and event.startswith(CUSTOM_PREFIX):
+            errors.extend(
+                FieldError(name, f"unknown field: custom event type {event!r} takes no {name}")
+                for name in NOT_ON_CUSTOM
+                if body.get(name) is not None
+            )
     for name, value in custom.items():
         if value is not None and not isinstance(value, (str, int, float, bool)):
             errors.append(FieldError(name, "custom attribute must be a scalar value"))
@@ -223,18 +259,20 @@ def validate_event(body: Mapping[str, Any], event_types: EventTypes | None = Non
     return clean
 
 
-def _check_custom(event: str, custom: Mapping[str, Any], event_types: EventTypes | None) -> list[FieldError]:
+def _check_custom(
+    event: str, custom: Mapping[str, Any], event_types: EventTypes | None, limit: int = CUSTOM_ATTRIBUTES_MAX
+) -> list[FieldError]:
     if not event.startswith(CUSTOM_PREFIX):
         return [
             FieldError(name, f"unknown field: built-in event type {event!r} takes no custom attributes")
             for name in custom
         ]
     errors: list[FieldError] = []
-    if len(custom) > CUSTOM_ATTRIBUTES_MAX:
+    if len(custom) > limit:
         errors.append(
             FieldError(
                 "customAttributes",
-                f"a custom event takes at most {CUSTOM_ATTRIBUTES_MAX} custom attributes, got {len(custom)}",
+                f"a custom event takes at most {limit} custom attributes, got {len(custom)}",
             )
         )
     if event_types is not None:
@@ -270,6 +308,8 @@ def render_event(record: Mapping[str, Any]) -> dict[str, Any]:
     }
     if record.get("summary") is not None:
         out["summary"] = record["summary"]
+    if record.get("referrer") is not None:
+        out["referrer"] = record["referrer"]
     out["externalId"] = record.get("externalId")
     out["lastUpdated"] = record.get("lastUpdated")
     out.update({k: v for k, v in record.items() if k not in BUILT_IN_FIELDS})
@@ -288,6 +328,7 @@ class EventQuery:
     id_from: int | None = None
     id_to: int | None = None
     max: int = QUERY_MAX_DEFAULT
+    rules: str = "current"
     rows: int | None = None
     page: int = 1
     sidx: str = "id"
@@ -299,7 +340,7 @@ class EventQuery:
         return slice(start, start + min(size, self.max))
 
 
-def parse_event_query(params: Mapping[str, str]) -> EventQuery:
+def parse_event_query(params: Mapping[str, str], rules: str = "current", now: float | None = None) -> EventQuery:
     errors: list[FieldError] = []
 
     def long_param(name: str) -> int | None:
@@ -331,7 +372,7 @@ def parse_event_query(params: Mapping[str, str]) -> EventQuery:
 
     partition = DEFAULT_PARTITION
     try:
-        partition = normalize_partition(params.get("partition"))
+        partition = normalize_partition(params.get("partition"), rules, now)
     except ValidationFailed as exc:
         errors.extend(exc.errors)
     raw_events = params.get("event")
@@ -356,6 +397,7 @@ def parse_event_query(params: Mapping[str, str]) -> EventQuery:
         page=positive("page") or 1,
         sidx=sidx,
         descending=sord == "desc",
+        rules=rules,
     )
     if errors:
         raise ValidationFailed(errors)
@@ -363,7 +405,7 @@ def parse_event_query(params: Mapping[str, str]) -> EventQuery:
 
 
 def matches(record: Mapping[str, Any], query: EventQuery) -> bool:
-    if partition_of(record["date"]) != query.partition:
+    if partition_of(record["date"], query.rules) != query.partition:
         return False
     if query.customer_id is not None and record.get("customerId") != query.customer_id:
         return False

@@ -1,6 +1,8 @@
-"""A DM Hub emulator: the v1 token, CustomerEvent and customer-identity APIs over HTTP on
-127.0.0.1, answering the way DM Hub does (errors in HTTP 200 bodies included), with knobs for
-latency, 5xx/429 faults and token revocation.
+"""A DM Hub emulator: the v1 token, CustomerEvent, collector and customer-identity APIs and
+the v2 token and customer-event APIs over HTTP on 127.0.0.1, answering the way DM Hub does
+(errors in HTTP 200 bodies included), with knobs for latency, 5xx/429 faults, token
+revocation, the rule set (current or 2018), the attribute budget, string error codes and
+non-token body errors (e.g. 40201) for chosen event types.
 
 In-process use (tests, benchmarks)::
 
@@ -14,6 +16,8 @@ Other processes steer a running emulator through ``/_emulator/*`` (see docs/emul
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import threading
@@ -29,6 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import ValidationError
 
 from dmhub_adapter_tools.emulator.rules import (
+    BUILT_IN_FIELDS,
     FieldError,
     PlainBadRequest,
     ValidationFailed,
@@ -50,6 +55,7 @@ from dmhub_adapter_tools.emulator.state import (
 __all__ = ["ENDPOINTS", "DmhubEmulator", "EmulatorConfig", "EmulatorServer", "EmulatorState", "Reply"]
 
 MAX_BODY = 1024 * 1024
+COLLECTOR_BATCH_MAX = 100
 CONTROL_PREFIX = "/_emulator/"
 _EVENT_ID = re.compile(r"^/v1/customerevents/([^/]+)$")
 _CUSTOMER_ID = re.compile(r"^/v1/customers/([^/]+)$")
@@ -72,9 +78,19 @@ class DmhubEmulator:
 
     def __init__(self, config: EmulatorConfig | None = None, clock: Callable[[], float] | None = None) -> None:
         self.state = EmulatorState(config, clock)
+        self._local = threading.local()
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        headers: dict[str, str] = getattr(self._local, "headers", {})
+        return headers
 
     # ------------------------------------------------------------------ dispatch
-    def handle(self, method: str, target: str, body: bytes = b"") -> Reply:
+    def handle(
+        self, method: str, target: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> Reply:
+        # per thread: the HTTP server answers requests concurrently
+        self._local.headers = {k.lower(): v for k, v in (headers or {}).items()}
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         query = {k: v[0] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
@@ -111,6 +127,10 @@ class DmhubEmulator:
             },
             "/v1/customeridentities": {"GET": ("identities.query", self._query_identities)},
             "/v1/customerandidentities": {"POST": ("customers.upsert", self._upsert_customer)},
+            "/v1/collector/pushevent": {"POST": ("collector.push", self._push_event)},
+            "/v1/collector/batchPushEvents": {"POST": ("collector.batch", self._push_events)},
+            "/v2/oauth2/token": {"POST": ("v2.token", self._token_v2)},
+            "/v2/customerEvents": {"POST": ("v2.events.create", self._create_event_v2)},
         }
         arg: str | None = None
         table = routes.get(path)
@@ -136,9 +156,12 @@ class DmhubEmulator:
         query: dict[str, str],
         body: bytes,
     ) -> Reply:
-        if endpoint != "token":
+        if endpoint.startswith("v2."):
+            if endpoint != "v2.token" and self.state.check_token(self._bearer()) is not None:
+                return Reply(401, _v2_error("invalid_token", "access token is invalid or expired"))
+        elif endpoint != "token":
             # DM Hub's security layer answers before routing, in HTTP 200
-            token_error = self.state.check_token(query.get("access_token"))
+            token_error = self.state.check_token(query.get("access_token") or self._bearer())
             if token_error is not None:
                 return Reply(200, token_error)
         if endpoint == "unknown":
@@ -153,6 +176,8 @@ class DmhubEmulator:
             return handler(query, body, arg)
         except ValidationFailed as exc:
             self.state.count("validation_errors")
+            if endpoint.startswith("v2."):
+                return Reply(400, _v2_error("400001", "field validation exception", exc.body()["error"]["fieldErrors"]))
             return Reply(200, exc.body())
         except PlainBadRequest as exc:
             self.state.count("bad_requests")
@@ -162,16 +187,123 @@ class DmhubEmulator:
     def _token(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
         return Reply(200, self.state.issue_token(query))
 
+    def _bearer(self) -> str | None:
+        value = self._headers.get("authorization", "")
+        return value[7:].strip() or None if value.lower().startswith("bearer ") else None
+
+    def _validate(self, data: Mapping[str, Any], *, customer_required: bool = True) -> dict[str, Any]:
+        config = self.state.config
+        return validate_event(
+            data, config.event_types, rules=config.rules, custom_attributes=config.custom_attributes,
+            customer_required=customer_required,
+        )
+
     def _create_event(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
         data = _json_object(body)
-        clean = validate_event(data, self.state.config.event_types)
+        refusal = self.state.refusal(data.get("event") if isinstance(data.get("event"), str) else None)
+        if refusal is not None:
+            return Reply(200, refusal)
+        clean = self._validate(data)
         record, _created = self.state.save_event(clean)
         # DM Hub answers 201 for a dedup update too: the caller cannot tell, nor needs to
         return Reply(201, record)
 
+    def _keyed(self, data: Mapping[str, Any], where: str = "") -> dict[str, Any]:
+        """Validate an identity-keyed event (collector, v2) and attach its customer."""
+        fields = {k: v for k, v in data.items() if k not in ("identityType", "identityValue")}
+        kind, value = data.get("identityType"), data.get("identityValue")
+        errors: list[FieldError] = []
+        if data.get("customerId") is None and not (isinstance(kind, str) and kind and isinstance(value, str) and value):
+            errors.append(FieldError(f"{where}identityType", "give identityType and identityValue, or customerId"))
+        try:
+            clean = self._validate(fields, customer_required=False)
+        except ValidationFailed as exc:
+            errors.extend(FieldError(where + e.field_name, e.message) for e in exc.errors)
+            clean = {}
+        if errors:
+            raise ValidationFailed(errors)
+        if clean.get("customerId") is None:
+            assert isinstance(kind, str) and isinstance(value, str)
+            clean["customerId"] = self.state.customer_for(kind, value)
+        return clean
+
+    def _push_event(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
+        data = _json_object(body)
+        refusal = self.state.refusal(data.get("event") if isinstance(data.get("event"), str) else None)
+        if refusal is not None:
+            return Reply(200, refusal)
+        self.state.save_event(self._keyed(data))
+        self.state.count("events_pushed")
+        return Reply(200, {"success": True})
+
+    def _push_events(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
+        data = _json_object(body)
+        events = data.get("events")
+        if not isinstance(events, list) or not events:
+            raise PlainBadRequest("events must be a non-empty array")
+        if len(events) > COLLECTOR_BATCH_MAX:
+            raise ValidationFailed([FieldError("events", f"at most {COLLECTOR_BATCH_MAX} events per call")])
+        raw_common = data.get("commonProps")
+        common: dict[str, Any] = raw_common if isinstance(raw_common, dict) else {}
+        merged = [{**item, **common} if isinstance(item, dict) else item for item in events]
+        for item in merged:
+            refusal = self.state.refusal(item.get("event") if isinstance(item, dict) else None)
+            if refusal is not None:
+                return Reply(200, refusal)
+        errors: list[FieldError] = []
+        checked: list[dict[str, Any]] = []
+        for index, item in enumerate(merged):
+            if not isinstance(item, dict):
+                errors.append(FieldError(f"events[{index}]", "must be an object"))
+                continue
+            try:
+                checked.append(self._keyed(item, f"events[{index}]."))
+            except ValidationFailed as exc:
+                errors.extend(exc.errors)
+        if errors:
+            # all or nothing: a batch with one bad event stores none of them
+            raise ValidationFailed(errors)
+        for clean in checked:
+            self.state.save_event(clean)
+        self.state.count("events_pushed", len(checked))
+        return Reply(200, {"success": True})
+
+    def _token_v2(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
+        form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
+        if form.get("grant_type") != "client_credentials":
+            return Reply(400, _v2_error("unsupported_grant_type", "grant_type must be client_credentials"))
+        header = self._headers.get("authorization", "")
+        try:
+            app_id, _, secret = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            app_id, secret = "", ""
+        grant = self.state.issue_token_v2(app_id, secret) if header.lower().startswith("basic ") else None
+        if grant is None:
+            return Reply(401, _v2_error("invalid_client", "bad client credentials"))
+        return Reply(200, grant)
+
+    def _create_event_v2(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
+        data = _json_object(body)
+        refusal = self.state.refusal(data.get("event") if isinstance(data.get("event"), str) else None)
+        if refusal is not None:
+            return Reply(403, _v2_error(str(refusal["error_code"]), refusal["error_description"]))
+        fields: dict[str, Any] = {}
+        errors: list[FieldError] = []
+        for name, value in data.items():
+            if name in BUILT_IN_FIELDS or name in ("identityType", "identityValue"):
+                fields[name] = value
+            elif name.startswith("c_") and len(name) > 2:
+                fields[name[2:]] = value  # v2 custom attributes carry their c_ prefix
+            else:
+                errors.append(FieldError(name, "unknown field: custom attributes start with c_"))
+        if errors:
+            raise ValidationFailed(errors)
+        record, _ = self.state.save_event(self._keyed(fields))
+        return Reply(201, {"success": True, "data": record})
+
     def _get_event(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
         event_id = _path_long(arg)
-        partition = normalize_partition(query.get("partition"))
+        partition = normalize_partition(query.get("partition"), self.state.config.rules, self.state.now())
         record = self.state.get_event(event_id, partition)
         if record is None:
             # DM Hub answers an unknown id with a server error, not 404
@@ -181,7 +313,7 @@ class DmhubEmulator:
         return Reply(200, record)
 
     def _query_events(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
-        return Reply(200, self.state.query_events(parse_event_query(query)))
+        return Reply(200, self.state.query_events(parse_event_query(query, self.state.config.rules, self.state.now())))
 
     def _query_identities(self, query: dict[str, str], body: bytes, arg: str | None) -> Reply:
         kind = query.get("identityType") or None
@@ -290,6 +422,10 @@ def _path_long(arg: str | None) -> int:
     return int(arg)
 
 
+def _v2_error(code: str, message: str, field_errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"success": False, "error": {"code": code, "message": message, "fieldErrors": field_errors or []}}
+
+
 def _fault_reply(fault: Fault) -> Reply:
     headers: tuple[tuple[str, str], ...] = ()
     if fault.retry_after is not None:
@@ -344,7 +480,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self._send(Reply(413, "Request body too large"))
                 return
-            self._send(self.server.app.handle(self.command, self.path, body))
+            self._send(self.server.app.handle(self.command, self.path, body, dict(self.headers.items())))
             return
         length_header = self.headers.get("Content-Length")
         try:
@@ -356,7 +492,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self._send(Reply(413 if length > MAX_BODY else 400, "Request body too large or malformed"))
             return
         body = self.rfile.read(length) if length else b""
-        reply = self.server.app.handle(self.command, self.path, body)
+        reply = self.server.app.handle(self.command, self.path, body, dict(self.headers.items()))
         self._send(reply)
 
     def _read_chunked(self) -> bytes | None:

@@ -11,7 +11,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -35,6 +35,10 @@ ENDPOINTS = frozenset(
         "identities.query",
         "customers.upsert",
         "customers.get",
+        "collector.push",
+        "collector.batch",
+        "v2.token",
+        "v2.events.create",
         "unknown",
     }
 )
@@ -80,6 +84,14 @@ class EmulatorConfig(BaseModel):
     event_types: dict[str, frozenset[str] | None] | None = None
     #: seed of the fault and token randomness (None: unpredictable)
     seed: int | None = None
+    #: DM Hub's rules: "current" (docs since 2018-08/11) or "2018" (the seed)
+    rules: Literal["current", "2018"] = "current"
+    #: custom attributes a custom event may carry: 5 (the seed) or 16 (current docs)
+    custom_attributes: Literal[5, 16] = 5
+    #: answer security-layer errors with the code as text ("40001"), as DM Hub was seen to do
+    string_error_codes: bool = False
+    #: event types refused with a non-token body error: type -> error_code (e.g. 40201)
+    refuse_events: dict[str, int | str] = Field(default_factory=dict)
 
     @field_validator("event_types", mode="before")
     @classmethod
@@ -260,14 +272,14 @@ class EmulatorState:
             # the published docs spell the grant both ways
             if grant not in ("client_credentials", "client_credential"):
                 self._counters["token_rejections"] += 1
-                return _error(TOKEN_BAD_GRANT, "invalid grant_type, must be client_credentials")
+                return self.error_body(TOKEN_BAD_GRANT, "invalid grant_type, must be client_credentials")
             expected = self.config.apps.get(app_id)
             if expected is None:
                 self._counters["token_rejections"] += 1
-                return _error(TOKEN_BAD_APPID, "invalid appid")
+                return self.error_body(TOKEN_BAD_APPID, "invalid appid")
             if not hmac.compare_digest(expected.encode(), secret.encode()):
                 self._counters["token_rejections"] += 1
-                return _error(TOKEN_BAD_SECRET, "invalid secret")
+                return self.error_body(TOKEN_BAD_SECRET, "invalid secret")
             previous = self._live.get(app_id)
             if previous is not None:
                 self._tokens[previous].status = "replaced"
@@ -278,19 +290,27 @@ class EmulatorState:
             self._counters["token_fetches"] += 1
             return {"error_code": 0, "access_token": token, "expires_in": math.ceil(ttl)}
 
+    def issue_token_v2(self, app_id: str, secret: str) -> dict[str, Any] | None:
+        """``POST /v2/oauth2/token`` (HTTP Basic app id and secret): the grant, or None when the
+        credentials are refused (answered 401). A v2 token replaces the app's v1 one alike."""
+        grant = self.issue_token({"grant_type": "client_credentials", "appid": app_id, "secret": secret})
+        if grant.get("error_code") not in (0, "0"):
+            return None
+        return {"access_token": grant["access_token"], "expires_in": grant["expires_in"], "token_type": "bearer"}
+
     def check_token(self, token: str | None) -> dict[str, Any] | None:
         """None when ``token`` may call the API, else the security layer's error body."""
         with self._lock:
             if not token:
                 self._counters["token_errors"] += 1
-                return _error(ACCESS_TOKEN_MISSING, "access_token missing")
+                return self.error_body(ACCESS_TOKEN_MISSING, "access_token missing")
             info = self._tokens.get(token)
             if info is None or info.status in ("replaced", "revoked"):
                 self._counters["token_errors"] += 1
-                return _error(ACCESS_TOKEN_INVALID, "invalid access_token, or access_token is not the latest")
+                return self.error_body(ACCESS_TOKEN_INVALID, "invalid access_token, or access_token is not the latest")
             if info.status == "expired" or self.now() >= info.expires_at:
                 self._counters["token_errors"] += 1
-                return _error(ACCESS_TOKEN_EXPIRED, "access_token expired")
+                return self.error_body(ACCESS_TOKEN_EXPIRED, "access_token expired")
             return None
 
     def revoke_token(self, app_id: str | None = None, *, expired: bool = False) -> list[str]:
@@ -348,10 +368,33 @@ class EmulatorState:
         if self._by_triple.get(triple) == record["id"]:
             del self._by_triple[triple]
 
+    def customer_for(self, identity_type: str, identity_value: str) -> int:
+        """The customer owning an identity, created with it when unknown (collector and v2
+        calls key events by identity; DM Hub does not document the unknown case)."""
+        with self._lock:
+            known = self._identities.get((identity_type, identity_value))
+            if known is not None:
+                return int(known["customerId"])
+            record, _ = self.upsert_customer({}, [IdentityInput(identity_type, identity_value, None)])
+            return int(record["id"])
+
+    def refusal(self, event_type: str | None) -> dict[str, Any] | None:
+        """The injected non-token body error for ``event_type`` (``refuse_events``), if any."""
+        code = self.config.refuse_events.get(event_type or "")
+        if code is None:
+            return None
+        with self._lock:
+            self._counters["refused_events"] += 1
+        return self.error_body(code, "permission is not enough")
+
+    def error_body(self, code: int | str, description: str) -> dict[str, Any]:
+        """A security-layer error body, the code as text when ``string_error_codes``."""
+        return {"error_code": str(code) if self.config.string_error_codes else code, "error_description": description}
+
     def get_event(self, event_id: int, partition: str) -> dict[str, Any] | None:
         with self._lock:
             record = self._events.get(event_id)
-            if record is None or partition_of(record["date"]) != partition:
+            if record is None or partition_of(record["date"], self.config.rules) != partition:
                 return None
             return render_event(record)
 
@@ -468,6 +511,8 @@ class EmulatorState:
                 else:
                     out[key] = value
             for name in (
+                "refused_events",
+                "events_pushed",
                 "token_fetches",
                 "token_rejections",
                 "token_errors",
@@ -496,6 +541,3 @@ class EmulatorState:
                 "identities": self.identities(),
             }
 
-
-def _error(code: int, description: str) -> dict[str, Any]:
-    return {"error_code": code, "error_description": description}

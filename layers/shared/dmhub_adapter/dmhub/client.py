@@ -1,17 +1,22 @@
-"""DM Hub v1 HTTP client (httpx): tokens, customer events, customer identities.
+"""DM Hub HTTP client (httpx): tokens, customer events, customer identities, the collector.
+
+Two API generations (``api``): **v1** (``GET /security/accesstoken``, the token as the
+``access_token`` query parameter) and **v2** (``POST /v2/oauth2/token`` with HTTP Basic
+``appId:secret``, the token as ``Authorization: Bearer``). A DM Hub app created as a "new
+version" app speaks v2 only.
 
 One pooled :class:`httpx.Client` per instance; create one :class:`DmhubClient` per container
-and reuse it. The access token travels as the ``access_token`` query parameter (DM Hub
-accepts nothing else), so URLs are never logged: error messages name the path only, and a
-filter redacts the token from httpx's own request log.
+and reuse it. URLs are never logged: error messages name the path only, and a filter redacts
+the token from httpx's own request log.
 
 Every answer is classified by :func:`classify` (see :mod:`dmhub_adapter.dmhub.errors` for the
-table): the body of a 2xx is always read, because DM Hub reports token and validation
+table): the body of a 2xx is always read, because DM Hub v1 reports token and validation
 errors inside HTTP 200.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
 import logging
 import re
@@ -19,12 +24,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar
 
 import httpx
 
 from dmhub_adapter.dmhub.errors import (
     CredentialsError,
+    DmhubBodyError,
     DmhubError,
     DmhubValidationError,
     HttpError,
@@ -36,6 +42,9 @@ from dmhub_adapter.dmhub.errors import (
 from dmhub_adapter.model.customer_event import CustomerEvent, StoredCustomerEvent
 
 QUERY_MAX_LIMIT = 1000
+#: the collector's batch limit ("事件总数不能超过 100")
+COLLECTOR_BATCH_MAX = 100
+ApiGeneration = Literal["v1", "v2"]
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 5.0
 _BODY_EXCERPT = 300
@@ -91,6 +100,11 @@ class TokenSource(Protocol):
         """A token to use instead of ``rejected`` (refreshing only if it is still current)."""
         ...
 
+    def reconsider(self, rejected: str, *, deadline: float | None = None) -> str | None:
+        """After a body error on ``rejected``: a token to retry with, or None when the token
+        is not the problem."""
+        ...
+
 
 class StaticToken:
     """A fixed token (tests, or a token obtained elsewhere); cannot renew."""
@@ -105,6 +119,10 @@ class StaticToken:
     def renew(self, rejected: str, *, deadline: float | None = None) -> str:
         """Always fails: a fixed token cannot be replaced."""
         raise TokenError("the access token was refused and this token source cannot renew it")
+
+    def reconsider(self, rejected: str, *, deadline: float | None = None) -> str | None:
+        """None: a fixed token cannot be replaced, so a body error stands."""
+        return None
 
 
 @dataclass(frozen=True)
@@ -135,7 +153,12 @@ def _retry_after(value: str | None) -> float | None:
     return max(0.0, when.timestamp() - time.time())
 
 
-def classify(response: httpx.Response, what: str) -> Any:
+def _body_code(data: dict[str, Any]) -> int | str | None:
+    code = data.get("error_code")
+    return None if code in (None, 0, "0", "") else code
+
+
+def classify(response: httpx.Response, what: str, api: ApiGeneration = "v1") -> Any:
     """The decoded JSON of a successful answer, or the typed error the answer stands for."""
     status = response.status_code
     if status == 429:
@@ -143,7 +166,11 @@ def classify(response: httpx.Response, what: str) -> Any:
             f"{what}: rate limited: {_excerpt(response)}",
             retry_after=_retry_after(response.headers.get("retry-after")),
         )
+    if api == "v2" and status == 401:
+        raise TokenError(f"{what}: HTTP 401: {_excerpt(response)}")
     if status >= 400:
+        if api == "v2" and 400 <= status < 500:
+            _v2_error(response, what)
         raise HttpError(status, f"{what}: {_excerpt(response)}")
     if status == 204 or not response.content:
         if status == 200 or status == 201:
@@ -154,12 +181,17 @@ def classify(response: httpx.Response, what: str) -> Any:
     except ValueError as exc:
         raise UnexpectedResponse(status, f"{what}: body is not JSON: {_excerpt(response)}") from exc
     if isinstance(data, dict):
-        error_code = data.get("error_code")
-        if error_code not in (None, 0, "0"):
-            description = data.get("error_description") or data.get("error_msg") or data.get("message") or ""
-            raise TokenError(f"{what}: error_code {error_code} {description}".rstrip(), error_code=error_code)
+        error_code = _body_code(data)
+        if error_code is not None:
+            description = str(data.get("error_description") or data.get("error_msg") or data.get("message") or "")
+            raise DmhubBodyError(
+                f"{what}: error_code {error_code} {description}".rstrip(), error_code=error_code,
+                description=description[:_BODY_EXCERPT],
+            )
         error = data.get("error")
         if isinstance(error, dict):
+            if api == "v2" and _names_token(error):
+                raise TokenError(f"{what}: {error.get('message') or error.get('code')}")
             field_errors = error.get("fieldErrors") or []
             raise DmhubValidationError(
                 f"{what}: {error.get('message') or 'refused'}",
@@ -168,7 +200,33 @@ def classify(response: httpx.Response, what: str) -> Any:
             )
         if isinstance(error, str) and error:
             raise DmhubValidationError(f"{what}: {error}: {data.get('error_description') or ''}".rstrip(": "))
+        if data.get("success") is False:
+            raise DmhubValidationError(f"{what}: refused: {data.get('message') or _excerpt(response)}")
     return data
+
+
+def _names_token(error: Mapping[str, Any]) -> bool:
+    text = f"{error.get('code') or ''} {error.get('message') or ''}".lower()
+    return "token" in text
+
+
+def _v2_error(response: httpx.Response, what: str) -> None:
+    """A v2 4xx with DM Hub's error object: a token error or a permanent refusal."""
+    try:
+        data = response.json()
+    except ValueError:
+        return
+    error = data.get("error") if isinstance(data, dict) else None
+    if not isinstance(error, dict):
+        return
+    if _names_token(error):
+        raise TokenError(f"{what}: HTTP {response.status_code}: {error.get('message') or error.get('code')}")
+    field_errors = error.get("fieldErrors") or []
+    raise DmhubValidationError(
+        f"{what}: HTTP {response.status_code}: {error.get('message') or 'refused'}",
+        code=str(error["code"]) if error.get("code") is not None else None,
+        field_errors=[e for e in field_errors if isinstance(e, dict)],
+    )
 
 
 @dataclass(frozen=True)
@@ -181,13 +239,16 @@ class Timeouts:
 
 
 class DmhubClient:
-    """DM Hub v1 calls. Calls that need a token take it from ``token_source`` and, when DM Hub
-    refuses it, ask the source to renew it once and repeat the call."""
+    """DM Hub calls. Calls that need a token take it from ``token_source``; when DM Hub refuses
+    the token (v2: HTTP 401) the source renews it once and the call is repeated; after a body
+    error (v1 ``error_code``) the source is asked to reconsider the token (see
+    :meth:`~dmhub_adapter.dmhub.token.SharedToken.reconsider`)."""
 
     def __init__(
         self,
         base_url: str,
         *,
+        api: ApiGeneration = "v1",
         token_source: TokenSource | None = None,
         timeouts: Timeouts | None = None,
         transport: httpx.BaseTransport | None = None,
@@ -195,6 +256,7 @@ class DmhubClient:
         on_response: Callable[[str, float], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.api: ApiGeneration = api
         self.token_source = token_source
         self.timeouts = timeouts or Timeouts()
         #: called with (operation, seconds) after every completed HTTP exchange (metrics)
@@ -256,15 +318,24 @@ class DmhubClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         deadline: float | None = None,
+        token: str | None = None,
+        data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         query = {k: v for k, v in (params or {}).items() if v is not None}
+        sent_headers = dict(headers or {})
+        if token is not None:
+            if self.api == "v2":
+                sent_headers["Authorization"] = f"Bearer {token}"
+            else:
+                query["access_token"] = token
         timeout = self._timeout(deadline)
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         started = time.perf_counter()
         try:
-            if timeout is None:
-                response = self._http.request(method, path, params=query, json=json)
-            else:
-                response = self._http.request(method, path, params=query, json=json, timeout=timeout)
+            response = self._http.request(
+                method, path, params=query, json=json, data=data, headers=sent_headers or None, **extra
+            )
         except httpx.TimeoutException as exc:
             raise TransportError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
@@ -272,30 +343,55 @@ class DmhubClient:
             raise TransportError(f"{what}: {type(exc).__name__}: {redact(str(exc))}") from None
         if self.on_response is not None:
             self.on_response(what, time.perf_counter() - started)
-        return classify(response, what)
+        return classify(response, what, self.api)
 
     def _authorized(self, call: Callable[[str], T], deadline: float | None) -> T:
-        if self.token_source is None:
+        """``call`` with the current token; a token error renews it once, a body error has the
+        source reconsider it (at most twice: a newer stored token, then a refreshed one)."""
+        source = self.token_source
+        if source is None:
             raise CredentialsError("this DM Hub client has no token source")
-        token = self.token_source.get(deadline=deadline)
-        try:
-            return call(token)
-        except TokenError:
-            token = self.token_source.renew(token, deadline=deadline)
-            return call(token)
+        token = source.get(deadline=deadline)
+        renewed = False
+        reconsidered = 0
+        while True:
+            try:
+                return call(token)
+            except TokenError:
+                if renewed:
+                    raise
+                renewed = True
+                token = source.renew(token, deadline=deadline)
+            except DmhubBodyError:
+                replacement = source.reconsider(token, deadline=deadline) if reconsidered < 2 else None
+                if replacement is None:
+                    raise
+                reconsidered += 1
+                token = replacement
 
     # -- token ------------------------------------------------------------------------------
 
     def fetch_token(self, app_id: str, secret: str) -> TokenGrant:
-        """``GET /security/accesstoken`` — mints a new token, which invalidates the previous one."""
+        """Mint a new token, which invalidates the previous one: v1 ``GET /security/accesstoken``,
+        v2 ``POST /v2/oauth2/token`` (HTTP Basic ``appId:secret``, ``grant_type=client_credentials``)."""
         try:
-            data = self._request(
-                "GET",
-                "/security/accesstoken",
-                "token",
-                params={"grant_type": "client_credentials", "appid": app_id, "secret": secret},
-            )
-        except TokenError as exc:
+            if self.api == "v2":
+                basic = base64.b64encode(f"{app_id}:{secret}".encode()).decode("ascii")
+                data = self._request(
+                    "POST",
+                    "/v2/oauth2/token",
+                    "token",
+                    data={"grant_type": "client_credentials"},
+                    headers={"Authorization": f"Basic {basic}"},
+                )
+            else:
+                data = self._request(
+                    "GET",
+                    "/security/accesstoken",
+                    "token",
+                    params={"grant_type": "client_credentials", "appid": app_id, "secret": secret},
+                )
+        except (TokenError, DmhubBodyError, DmhubValidationError) as exc:
             raise CredentialsError(f"DM Hub refused the app credentials ({exc.message})") from None
         except HttpError as exc:
             if 400 <= exc.status < 500 and exc.status not in (408, 429):
@@ -322,8 +418,7 @@ class DmhubClient:
         body = event.to_request()
         data = self._authorized(
             lambda token: self._request(
-                "POST", "/v1/customerevents", "create event", params={"access_token": token}, json=body,
-                deadline=deadline,
+                "POST", "/v1/customerevents", "create event", token=token, json=body, deadline=deadline,
             ),
             deadline,
         )
@@ -334,7 +429,7 @@ class DmhubClient:
         path = f"/v1/customerevents/{int(event_id)}"
         data = self._authorized(
             lambda token: self._request(
-                "GET", path, "get event", params={"access_token": token, "partition": partition}
+                "GET", path, "get event", token=token, params={"partition": partition}
             ),
             None,
         )
@@ -347,6 +442,8 @@ class DmhubClient:
         event: str | Sequence[str] | None = None,
         last_updated_from: str | None = None,
         last_updated_to: str | None = None,
+        id_from: int | None = None,
+        id_to: int | None = None,
         partition: str | int | None = None,
         max: int | None = None,  # DM Hub's parameter name
         rows: int | None = None,
@@ -369,6 +466,8 @@ class DmhubClient:
             "event": events,
             "lastUpdatedFrom": last_updated_from,
             "lastUpdatedTo": last_updated_to,
+            "idFrom": id_from,
+            "idTo": id_to,
             "partition": partition,
             "max": max,
             "rows": rows,
@@ -378,7 +477,7 @@ class DmhubClient:
         }
         data = self._authorized(
             lambda token: self._request(
-                "GET", "/v1/customerevents", "query events", params={"access_token": token, **params}
+                "GET", "/v1/customerevents", "query events", token=token, params=params
             ),
             None,
         )
@@ -388,6 +487,44 @@ class DmhubClient:
         if not isinstance(data, list):
             raise UnexpectedResponse(200, "query events: answer is not a list")
         return [self._stored(item, "query events") for item in data]
+
+    def create_event_v2(
+        self, event: CustomerEvent, identity: tuple[str, str] | None, *, deadline: float | None = None
+    ) -> int | str | None:
+        """``POST /v2/customerEvents``: the event keyed by ``identity`` (type, value) — no
+        customer lookup — or by its ``customerId``; custom attributes go with their ``c_``
+        prefix. Returns DM Hub's id of the event when the answer gives one."""
+        body = v2_event_body(event, identity)
+        data = self._authorized(
+            lambda token: self._request(
+                "POST", "/v2/customerEvents", "create event", token=token, json=body, deadline=deadline
+            ),
+            deadline,
+        )
+        return _created_id(data)
+
+    def push_events(self, events: Sequence[Mapping[str, Any]], *, deadline: float | None = None) -> None:
+        """``POST /v1/collector/batchPushEvents`` with ``{"events": [...]}`` (at most 100, each
+        keyed by ``identityType``/``identityValue``); DM Hub answers ``{"success": true}``."""
+        if not 1 <= len(events) <= COLLECTOR_BATCH_MAX:
+            raise ValueError(f"a collector batch holds 1 to {COLLECTOR_BATCH_MAX} events, got {len(events)}")
+        body = {"events": [dict(event) for event in events]}
+        self._authorized(
+            lambda token: self._request(
+                "POST", "/v1/collector/batchPushEvents", "push events", token=token, json=body, deadline=deadline
+            ),
+            deadline,
+        )
+
+    def push_event(self, event: Mapping[str, Any], *, deadline: float | None = None) -> None:
+        """``POST /v1/collector/pushevent``: one identity-keyed event (isolates a bad one of a batch)."""
+        body = dict(event)
+        self._authorized(
+            lambda token: self._request(
+                "POST", "/v1/collector/pushevent", "push event", token=token, json=body, deadline=deadline
+            ),
+            deadline,
+        )
 
     @staticmethod
     def _stored(data: Any, what: str) -> StoredCustomerEvent:
@@ -409,7 +546,8 @@ class DmhubClient:
                 "GET",
                 "/v1/customeridentities",
                 "identity lookup",
-                params={"access_token": token, "identityType": identity_type, "identityValue": identity_value},
+                token=token,
+                params={"identityType": identity_type, "identityValue": identity_value},
                 deadline=deadline,
             ),
             deadline,
@@ -450,8 +588,7 @@ class DmhubClient:
         body = {"customer": dict(customer), "customerIdentities": [dict(i) for i in identities]}
         data = self._authorized(
             lambda token: self._request(
-                "POST", "/v1/customerandidentities", "customer upsert", params={"access_token": token}, json=body,
-                deadline=deadline,
+                "POST", "/v1/customerandidentities", "customer upsert", token=token, json=body, deadline=deadline,
             ),
             deadline,
         )
@@ -460,6 +597,42 @@ class DmhubClient:
         if not isinstance(data, dict) or data.get("id") is None:
             raise UnexpectedResponse(200, "customer upsert: answer carries no customer id")
         return data
+
+
+def collector_event_body(event: CustomerEvent, identity: tuple[str, str] | None) -> dict[str, Any]:
+    """One collector event: the v1 body keyed by identity (``identityType``/``identityValue``)
+    instead of a resolved ``customerId``; custom attributes flat, as in v1."""
+    body = event.to_request()
+    if identity is not None:
+        body["identityType"], body["identityValue"] = identity
+    return body
+
+
+def v2_event_body(event: CustomerEvent, identity: tuple[str, str] | None) -> dict[str, Any]:
+    """A ``/v2/customerEvents`` body: built-in fields as in v1, custom attributes ``c_``-prefixed,
+    ``identityType``/``identityValue`` when an identity keys the event."""
+    body: dict[str, Any] = {}
+    custom = event.custom_attributes
+    for name, value in event.to_request().items():
+        if name in custom:
+            body[name if name.startswith("c_") else f"c_{name}"] = value
+        else:
+            body[name] = value
+    if identity is not None:
+        body["identityType"], body["identityValue"] = identity
+    return body
+
+
+def _created_id(data: Any) -> int | str | None:
+    """The new event's id from a create answer (``{"id"}`` or ``{"data": {"id"}}``), read leniently."""
+    if isinstance(data, dict) and isinstance(data.get("data"), dict):
+        data = data["data"]
+    if not isinstance(data, dict) or data.get("id") in (None, ""):
+        return None
+    try:
+        return StoredCustomerEvent.model_validate({"id": data["id"]}).id
+    except ValueError:
+        return None
 
 
 def is_retryable(error: BaseException) -> bool:

@@ -5,8 +5,14 @@ DM Hub reports failures in three shapes, plus what the network does to a call:
 ====================================  ==================  =========
 answer                                 error               retryable
 ====================================  ==================  =========
-HTTP 200, top-level ``error_code``≠0   TokenError          yes (after a coordinated refresh)
+HTTP 200, top-level ``error_code``≠0   DmhubBodyError      no, once the token is cleared (the
+                                                              client re-reads the shared token and
+                                                              refreshes it at most once per minimum
+                                                              age; a fresh token failing alike
+                                                              means the event is the problem)
 HTTP 200, ``{"error": {...}}``         DmhubValidationError     no
+v2: HTTP 401, error naming the token   TokenError          yes (after a coordinated refresh)
+v2: ``{"success": false, "error"}``    DmhubValidationError     no
 HTTP 429                               RateLimited         yes (after ``Retry-After``)
 HTTP 5xx, 408                          HttpError           yes
 HTTP 4xx (other)                       HttpError           no
@@ -58,6 +64,29 @@ class TokenError(DmhubError):
     def __init__(self, message: str, *, error_code: int | str | None = None) -> None:
         super().__init__(message)
         self.error_code = error_code
+
+
+class DmhubBodyError(DmhubError):
+    """DM Hub answered with a non-zero ``error_code`` (a number or text, e.g. 40201 "permission
+    is not enough"). DM Hub publishes no list of the codes meaning "invalid token", so the
+    client first clears the token (see ``SharedToken.reconsider``); one that survives that is
+    permanent: the event goes to the DLQ as ``dmhub_error_<code>``."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, error_code: int | str, description: str = "") -> None:
+        super().__init__(message)
+        self.error_code = error_code
+        self.description = description
+
+    @property
+    def kind(self) -> str:  # type: ignore[override]
+        """``dmhub_error_<code>`` (the code's letters and digits only)."""
+        code = "".join(ch for ch in str(self.error_code) if ch.isalnum())[:32] or "unknown"
+        return f"dmhub_error_{code}"
+
+    def describe(self) -> str:
+        return f"{self.kind}: {self.description or self.message}"
 
 
 class CredentialsError(DmhubError):

@@ -19,6 +19,13 @@ Protocol (:meth:`SharedToken.get` / :meth:`SharedToken.renew`):
 
 So N concurrent callers with an expired token cause one fetch, and a token error triggers a
 refresh only if the failing token is still the stored one.
+
+A body error (a non-zero ``error_code`` that may or may not mean "bad token") goes through
+:meth:`SharedToken.reconsider`: a newer stored token is used as is; otherwise the token is
+refreshed, unless it was itself fetched on suspicion less than ``min_age_seconds`` ago — then
+the token is not the problem and the caller reports the error as permanent. So across every
+instance an app's token is refreshed on suspicion at most once per minimum age, and a
+permission error (40201) no longer logs out every other user of the app on every attempt.
 """
 
 from __future__ import annotations
@@ -35,6 +42,7 @@ from dmhub_adapter.store.tokens import StoredToken
 
 DEFAULT_MARGIN_SECONDS = 300
 DEFAULT_WAIT_SECONDS = 20
+DEFAULT_MIN_AGE_SECONDS = 60
 
 
 class SharedToken:
@@ -57,8 +65,11 @@ class SharedToken:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         on_fetch: Callable[[], None] | None = None,
+        min_age_seconds: float = DEFAULT_MIN_AGE_SECONDS,
     ) -> None:
         self.store = store
+        #: a token fetched on suspicion is not refreshed again on suspicion before this age
+        self.min_age = min_age_seconds
         self.fetch = fetch
         self.margin = margin_seconds
         self.wait_seconds = wait_seconds
@@ -92,13 +103,36 @@ class SharedToken:
             self._memory = None
             return self._obtain(rejected=rejected, deadline=deadline)
 
+    def reconsider(self, rejected: str, *, deadline: float | None = None) -> str | None:
+        """A token to retry with after DM Hub answered ``rejected`` with a body error, or None
+        when the token is not the problem (it was fetched on suspicion less than the minimum
+        age ago). A newer stored token is returned without a fetch."""
+        with self._lock:
+            now = self.clock()
+            memory = self._memory
+            if memory is not None and memory.token != rejected and memory.fresh(now, self.margin):
+                return memory.token
+            stored, _ = self.store.read()
+            if stored is not None and stored.token != rejected and stored.fresh(now, self.margin):
+                self._memory = stored
+                return stored.token
+            if (
+                stored is not None
+                and stored.token == rejected
+                and stored.suspected
+                and now - stored.fetched_at < self.min_age
+            ):
+                return None
+            self._memory = None
+            return self._obtain(rejected=rejected, deadline=deadline, suspected=True)
+
     def forget(self) -> None:
         """Drop the in-memory copy (the next call re-reads the table)."""
         self._memory = None
 
     # -- protocol -----------------------------------------------------------------------------
 
-    def _obtain(self, rejected: str | None, deadline: float | None) -> str:
+    def _obtain(self, rejected: str | None, deadline: float | None, suspected: bool = False) -> str:
         wait = self.wait_seconds
         if deadline is not None:
             wait = min(wait, max(0.0, deadline - time.monotonic()))
@@ -111,7 +145,7 @@ class SharedToken:
                 return stored.token, None
             lease = self.store.take_lease(stored.token if stored is not None else None, now)
             if lease is not None:
-                return self._refresh(lease, deadline), None
+                return self._refresh(lease, deadline, suspected), None
             return None, lease_until_ms
 
         return wait_for_holder(
@@ -122,7 +156,7 @@ class SharedToken:
             timed_out=lambda: TokenError("timed out waiting for another instance to refresh the DM Hub token"),
         )
 
-    def _refresh(self, lease: str, deadline: float | None) -> str:
+    def _refresh(self, lease: str, deadline: float | None, suspected: bool = False) -> str:
         try:
             if self.on_fetch is not None:
                 self.on_fetch()
@@ -130,7 +164,9 @@ class SharedToken:
         except BaseException:
             self.store.release(lease)
             raise
-        stored = StoredToken(token=grant.access_token, expires_at=grant.expires_at, fetched_at=grant.fetched_at)
+        stored = StoredToken(
+            token=grant.access_token, expires_at=grant.expires_at, fetched_at=grant.fetched_at, suspected=suspected
+        )
         if not self.store.save(lease, stored):
             # our lease lapsed during the fetch and someone else took over: their token wins
             return self._obtain(rejected=stored.token, deadline=deadline)

@@ -98,6 +98,7 @@ def build_sender(settings: SenderSettings, *, logger: Any = None) -> SenderRunti
     recorder = CallRecorder()
     http = DmhubClient(
         settings.dmhub_base_url,
+        api=settings.dmhub_api,
         timeouts=Timeouts(connect=settings.dmhub_connect_timeout, read=settings.dmhub_read_timeout),
         on_response=recorder.record_latency,
     )
@@ -112,6 +113,7 @@ def build_sender(settings: SenderSettings, *, logger: Any = None) -> SenderRunti
         store=TokenTable(settings.idempotency_table, dynamodb, app_id=credentials.app_id),
         fetch=fetch,
         on_fetch=recorder.count_fetch,
+        min_age_seconds=settings.token_min_age_seconds,
     )
     dmhub = http.with_token_source(token)
     sender = Sender(
@@ -124,6 +126,8 @@ def build_sender(settings: SenderSettings, *, logger: Any = None) -> SenderRunti
         concurrency=settings.concurrency,
         logger=logger,
         attribute_budget=settings.attribute_budget,
+        api=settings.dmhub_api,
+        endpoint=settings.event_endpoint,
     )
     return SenderRuntime(sender=sender, dmhub=dmhub, token=token, recorder=recorder)
 

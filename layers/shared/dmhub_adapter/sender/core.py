@@ -13,6 +13,20 @@ For each SQS record (a :class:`~dmhub_adapter.model.customer_event.QueuedEvent`)
 
 Records of a batch are processed concurrently (bounded). The ``externalId`` is always sent,
 so a retry — here or after a redelivery — never doubles an event in DM Hub.
+
+Three ways to DM Hub (``DMHUB_API`` / ``DMHUB_EVENT_ENDPOINT``):
+
+===========================  =========================================  ====================
+mode                         event call                                 claim's dmhubId
+===========================  =========================================  ====================
+v1 customerevents (default)  identity → customerId, POST /v1/customerevents  the event's id
+v1 collector                 POST /v1/collector/batchPushEvents, ≤100   ``collector``
+                             identity-keyed events per call; a batch
+                             refused for good is resent one event per
+                             call (/v1/collector/pushevent) to isolate
+                             the bad one
+v2                           POST /v2/customerEvents, identity-keyed    the id when answered
+===========================  =========================================  ====================
 """
 
 from __future__ import annotations
@@ -30,7 +44,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from dmhub_adapter.dmhub.client import DmhubClient
+from dmhub_adapter.dmhub.client import COLLECTOR_BATCH_MAX, DmhubClient, collector_event_body
 from dmhub_adapter.dmhub.errors import DmhubError
 from dmhub_adapter.dmhub.identity import IdentityResolver
 from dmhub_adapter.model.customer_event import (
@@ -42,7 +56,7 @@ from dmhub_adapter.model.customer_event import (
 from dmhub_adapter.queue import OutgoingMessage, send_messages
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.store import ClaimStore
-from dmhub_adapter.store.claims import fingerprint
+from dmhub_adapter.store.claims import COLLECTOR_PLACEHOLDER, fingerprint
 
 # One thread per record of a full SQS batch (BatchSize 10): a smaller pool makes every
 # batch wait for two rounds of DM Hub calls.
@@ -136,6 +150,8 @@ class Sender:
         rng: random.Random | None = None,
         logger: Any | None = None,
         attribute_budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET,
+        api: str = "v1",
+        endpoint: str = "customerevents",
     ) -> None:
         self.dmhub = dmhub
         self.resolver = resolver
@@ -148,6 +164,9 @@ class Sender:
         self.rng = rng or random.Random()  # jitter, not secrecy
         self.logger = logger or logging.getLogger("dmhub_adapter.sender")
         self.attribute_budget = attribute_budget
+        self.api = api
+        #: the v1 collector is used only with v1 (v2 has no collector)
+        self.collector = api == "v1" and endpoint == "collector"
 
     # -- one record -------------------------------------------------------------------------
 
@@ -209,8 +228,14 @@ class Sender:
             self.logger.info("delivered", extra={**log, "attempts": attempt, "dmhub_id": dmhub_id})
             return RecordResult(message_id, RecordOutcome.DELIVERED, attempt, dmhub_id=dmhub_id)
 
-    def _send(self, queued: QueuedEvent, deadline: float) -> int | str:
+    def _send(self, queued: QueuedEvent, deadline: float) -> int | str | None:
         event = queued.event
+        identity = (queued.identity.type, queued.identity.value) if queued.identity is not None else None
+        if self.collector:
+            self.dmhub.push_event(collector_event_body(event, identity), deadline=deadline)
+            return COLLECTOR_PLACEHOLDER
+        if self.api == "v2":
+            return self.dmhub.create_event_v2(event, identity, deadline=deadline)
         if event.customerId is None:
             assert queued.identity is not None  # QueuedEvent guarantees one of the two
             customer_id = self.resolver.resolve(queued.identity, deadline=deadline)
@@ -282,9 +307,105 @@ class Sender:
             result = self.deliver(record.body, message_id=record.message_id, deadline=deadline, stats=stats)
             return result.outcome.value
 
+        if self.collector:
+            return self._collector_batch(event.get("Records") or [], deadline, stats), stats
         processor = concurrent_processor(self.concurrency)
         response = process_partial_response(event=event, record_handler=record_handler, processor=processor)
         return dict(response), stats
+
+    # -- the collector: up to 100 events per DM Hub call ----------------------------------------
+
+    def _collector_batch(self, records: list[dict[str, Any]], deadline: float, stats: BatchStats) -> dict[str, Any]:
+        """Deliver an SQS batch through ``batchPushEvents`` in calls of at most 100 events;
+        returns the partial batch response."""
+        failed: list[str] = []
+        ready: list[tuple[str, str, QueuedEvent]] = []
+        for record in records:
+            message_id, body = str(record.get("messageId")), str(record.get("body") or "")
+            try:
+                _, queued = parse_body(body, self.attribute_budget)
+            except ValueError:
+                # dead-lettered as malformed by the one-record path
+                self._guarded(
+                    functools.partial(self.deliver, body, message_id=message_id, deadline=deadline, stats=stats),
+                    message_id,
+                    failed,
+                )
+                continue
+            ready.append((message_id, body, queued))
+        for start in range(0, len(ready), COLLECTOR_BATCH_MAX):
+            self._collector_chunk(ready[start : start + COLLECTOR_BATCH_MAX], deadline, stats, failed)
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+    def _guarded(self, action: Callable[[], Any], message_id: str, failed: list[str]) -> None:
+        try:
+            action()
+        except Exception as exc:  # RetryLater, or AWS failing: SQS redelivers the record
+            if not isinstance(exc, RetryLater):
+                self.logger.warning("record left to SQS", extra={"message_id": message_id,
+                                                                 "error": type(exc).__name__})
+            failed.append(message_id)
+
+    def _collector_chunk(
+        self, chunk: list[tuple[str, str, QueuedEvent]], deadline: float, stats: BatchStats, failed: list[str]
+    ) -> None:
+        bodies = [
+            collector_event_body(
+                queued.event, (queued.identity.type, queued.identity.value) if queued.identity is not None else None
+            )
+            for _, _, queued in chunk
+        ]
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                self.dmhub.push_events(bodies, deadline=deadline)
+                break
+            except DmhubError as error:
+                if not error.retryable:
+                    # find the bad event: one call per event, each retried or dead-lettered alone
+                    self.logger.warning(
+                        "collector batch refused; sending its events one by one",
+                        extra={"events": len(chunk), "reason": error.describe()},
+                    )
+                    self._each(chunk, lambda m, b: self.deliver(b, message_id=m, deadline=deadline, stats=stats),
+                               failed)
+                    return
+                delay = self.policy.delay(attempt, error, self.rng)
+                if not self.policy.should_retry(attempt, error, delay, deadline - time.monotonic()):
+                    stats.add("left_for_retry", len(chunk))
+                    self.logger.warning("collector batch left for redelivery",
+                                        extra={"events": len(chunk), "reason": error.describe()})
+                    failed.extend(message_id for message_id, _, _ in chunk)
+                    return
+                stats.add("retried")
+                self.sleep(delay)
+
+        def delivered(message_id: str, body: str) -> None:
+            queued = next(q for m, _, q in chunk if m == message_id)
+            self.claims.mark_delivered(queued.claim_key, COLLECTOR_PLACEHOLDER)
+            stats.add("delivered")
+
+        self._each(chunk, delivered, failed)
+        self.logger.info("collector batch delivered", extra={"events": len(chunk), "attempts": attempt})
+
+    def _each(self, chunk: list[tuple[str, str, QueuedEvent]], action: Callable[[str, str], Any],
+              failed: list[str]) -> None:
+        """Run ``action(message_id, body)`` for every record of ``chunk`` on the bounded pool."""
+        lock = threading.Lock()
+        local: list[str] = []
+
+        def run(item: tuple[str, str, QueuedEvent]) -> None:
+            message_id, body, _ = item
+            mine: list[str] = []
+            self._guarded(lambda: action(message_id, body), message_id, mine)
+            if mine:
+                with lock:
+                    local.extend(mine)
+
+        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(chunk)))) as pool:
+            list(pool.map(run, chunk))
+        failed.extend(local)
 
 
 @functools.lru_cache(maxsize=1)

@@ -44,6 +44,10 @@ def fingerprint(value: str) -> str:
     buyer ids, which must not reach a log, while the digest still lets lines be correlated."""
     return hashlib.sha256(value.encode("utf-8")).hexdigest()[:12]
 
+#: ``dmhubId`` of a claim delivered through the collector endpoint, which answers no event id
+COLLECTOR_PLACEHOLDER = "collector"
+
+
 class ClaimStatus(StrEnum):
     """Where a claimed event stands: see the module's state machine."""
 

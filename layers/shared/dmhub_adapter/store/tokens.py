@@ -1,6 +1,7 @@
 """The shared DM Hub token's item: ``pk = token#dmhub#{appId}``.
 
-Attributes: ``token``, ``tokenExpiresAt`` and ``fetchedAt`` (epoch seconds), the refresh
+Attributes: ``token``, ``tokenExpiresAt`` and ``fetchedAt`` (epoch seconds), ``suspected``
+(1 when the token was fetched because DM Hub refused its predecessor with a body error), the refresh
 lease (``lease``, ``leaseUntil``) and ``expiresAt`` (TTL, a day after the token expires: it
 only tidies up; freshness is judged on ``tokenExpiresAt``). The protocol that uses it is in
 :mod:`dmhub_adapter.dmhub.token`.
@@ -29,6 +30,9 @@ class StoredToken:
     token: str
     expires_at: float
     fetched_at: float
+    #: fetched because a body error cast suspicion on the previous token (the minimum age
+    #: before another such refresh applies to it)
+    suspected: bool = False
 
     def fresh(self, now: float, margin: float) -> bool:
         """Usable at ``now`` with ``margin`` seconds to spare."""
@@ -56,6 +60,7 @@ class TokenTable:
                 token=str(item["token"]),
                 expires_at=float(item["tokenExpiresAt"]),
                 fetched_at=float(item.get("fetchedAt", 0)),
+                suspected=bool(item.get("suspected", 0)),
             ),
             lease_until,
         )
@@ -79,12 +84,13 @@ class TokenTable:
         return self.leases.complete(
             self.key,
             lease,
-            "SET #token = :token, tokenExpiresAt = :exp, fetchedAt = :at, #ttl = :ttl",
+            "SET #token = :token, tokenExpiresAt = :exp, fetchedAt = :at, suspected = :suspected, #ttl = :ttl",
             names={"#token": "token", "#ttl": TTL_ATTRIBUTE},
             values={
                 ":token": string(token.token),
                 ":exp": number(token.expires_at),
                 ":at": number(token.fetched_at),
+                ":suspected": number(1 if token.suspected else 0),
                 ":ttl": number(token.expires_at + 86400),
             },
         )
