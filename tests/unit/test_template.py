@@ -163,9 +163,9 @@ def test_an_unknown_sam_event_property_fails_the_expansion(
     lint: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     text = TEMPLATE.read_text(encoding="utf-8")
-    assert text.count("BatchSize: 10") == 1
+    assert text.count("BatchSize: !Ref SenderBatchSize") == 1
     mutated = tmp_path / "template.yaml"
-    mutated.write_text(text.replace("BatchSize: 10", "BatchSze: 10"), encoding="utf-8")
+    mutated.write_text(text.replace("BatchSize: !Ref", "BatchSze: !Ref"), encoding="utf-8")
 
     with pytest.raises(lint.ExpansionError, match="BatchSze"):
         lint.lint_template(mutated, regions=["us-east-1"])
@@ -221,10 +221,11 @@ def test_ingest_answers_within_wechats_deadline_and_inside_its_claim_lease(resou
     assert ingest["MemorySize"] >= 1024
 
 
-def test_event_queue_visibility_covers_six_sender_timeouts(resources: dict[str, Any]) -> None:
+def test_event_queue_visibility_covers_six_sender_timeouts(resources: dict[str, Any], sam: dict[str, Any]) -> None:
     sender_timeout = resources["SenderFunction"]["Properties"]["Timeout"]
     (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
-    window = mapping["Properties"]["MaximumBatchingWindowInSeconds"]
+    assert mapping["Properties"]["MaximumBatchingWindowInSeconds"] == ref("SenderBatchingWindowSeconds")
+    window = sam["Parameters"]["SenderBatchingWindowSeconds"]["MaxValue"]
     visibility = resources["EventQueue"]["Properties"]["VisibilityTimeout"]
     assert visibility >= 6 * sender_timeout + window
 
@@ -235,9 +236,24 @@ def test_sender_is_fed_partial_batches_with_capped_concurrency(resources: dict[s
     assert properties["EventSourceArn"] == getatt("EventQueue", "Arn")
     assert properties["FunctionName"] == ref("SenderFunction")
     assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert 0 < properties["MaximumBatchingWindowInSeconds"] <= 5
-    assert properties["BatchSize"] <= 10
+    assert properties["MaximumBatchingWindowInSeconds"] == ref("SenderBatchingWindowSeconds")
+    assert properties["BatchSize"] == ref("SenderBatchSize")
     assert properties["ScalingConfig"] == {"MaximumConcurrency": ref("SenderMaxConcurrency")}
+
+
+def test_dmhub_generation_endpoint_budget_and_batching_are_parameters(sam: dict[str, Any]) -> None:
+    parameters = sam["Parameters"]
+    assert parameters["DmHubApi"]["AllowedValues"] == ["v1", "v2"] and parameters["DmHubApi"]["Default"] == "v1"
+    assert parameters["DmHubEventEndpoint"]["AllowedValues"] == ["customerevents", "collector"]
+    assert parameters["DmHubCustomAttributes"]["AllowedValues"] == [5, 16]
+    # a collector call carries up to 100 events; SQS needs a window of at least 1 s above 10
+    assert parameters["SenderBatchSize"]["MaxValue"] == 100 and parameters["SenderBatchSize"]["Default"] == 10
+    assert parameters["SenderBatchingWindowSeconds"]["MinValue"] >= 1
+    variables = sam["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["DMHUB_API"] == ref("DmHubApi")
+    assert variables["DMHUB_EVENT_ENDPOINT"] == ref("DmHubEventEndpoint")
+    assert variables["DMHUB_CUSTOM_ATTRIBUTES"] == ref("DmHubCustomAttributes")
+    assert variables["DMHUB_TOKEN_MIN_AGE"] == ref("DmHubTokenMinAgeSeconds")
 
 
 def test_every_brief_route_reaches_the_ingest_function(resources: dict[str, Any]) -> None:
