@@ -49,6 +49,16 @@ def wechat_follow(openid: str) -> SampleRequest:
     return build_sample("wechat-follow", WECHAT_SECRET, openid=openid)
 
 
+#: the three ways to DM Hub the flow runs in: (DMHUB_API, DMHUB_EVENT_ENDPOINT)
+MODES = {
+    "v1-customerevents": ("v1", "customerevents"),
+    "v1-collector": ("v1", "collector"),
+    "v2": ("v2", "customerevents"),
+}
+#: the emulator endpoint that receives the events in each mode
+EVENT_ENDPOINTS = {"v1-customerevents": "events.create", "v1-collector": "collector.batch", "v2": "v2.events.create"}
+
+
 @dataclass
 class Flow:
     stack: StackResources
@@ -57,7 +67,17 @@ class Flow:
     sender: Callable[[dict[str, Any], Any], Any]
     sqs: Any
     claims: ClaimTable
+    mode: str = "v1-customerevents"
     responses: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def event_endpoint(self) -> str:
+        """The emulator endpoint events go to in this mode (for faults and counters)."""
+        return EVENT_ENDPOINTS[self.mode]
+
+    @property
+    def collector(self) -> bool:
+        return self.mode == "v1-collector"
 
     # -- ingest ------------------------------------------------------------------------------
 
@@ -84,11 +104,23 @@ class Flow:
         self.responses.append(response)
         return response
 
-    def drain(self, timeout: float = 20.0, settle: float = 0.0) -> None:
-        """Run the sender until the EventQueue is empty (in flight included)."""
+    def receive_up_to(self, count: int) -> list[dict[str, Any]]:
+        """Up to ``count`` visible messages (several receives: SQS hands out 10 at most), as an
+        event source mapping with a batch size above 10 and a batching window gathers them."""
+        messages: list[dict[str, Any]] = []
+        while len(messages) < count:
+            got = self.receive(limit=min(10, count - len(messages)))
+            if not got:
+                break
+            messages.extend(got)
+        return messages
+
+    def drain(self, timeout: float = 20.0, settle: float = 0.0, batch: int = 10) -> None:
+        """Run the sender until the EventQueue is empty (in flight included), ``batch`` records
+        per invocation."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            messages = self.receive()
+            messages = self.receive_up_to(batch)
             if messages:
                 self.run_sender(messages)
                 continue
@@ -134,9 +166,13 @@ def taobao_external_id(tid: int) -> str:
     return f"taobao_trade_TradeBuyerPay|{tid}|{tid}"
 
 
-@pytest.fixture
-def flow(aws: StackResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flow]:
+@pytest.fixture(params=sorted(MODES))
+def flow(aws: StackResources, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[Flow]:
+    """The whole flow in one of the three modes, against the emulator with its current rules."""
     session = boto3.session.Session()
+    api, endpoint = MODES[request.param]
+    monkeypatch.setenv("DMHUB_API", api)
+    monkeypatch.setenv("DMHUB_EVENT_ENDPOINT", endpoint)
     with EmulatorServer(port=0) as dmhub:
         put_accounts(session, aws.secrets_prefix, {"appId": dmhub.app_id, "secret": dmhub.secret},
                      load_accounts(None).accounts)
@@ -149,6 +185,7 @@ def flow(aws: StackResources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flow]
         aws_clients.reset_clients()
         ingest = load_handler(FUNCTIONS, "ingest")
         sender = sender_module.lambda_handler  # loads functions/sender/app.py afresh after each reset
-        yield Flow(aws, dmhub, ingest, sender, session.client("sqs"), ClaimTable(aws.table, session.client("dynamodb")))
+        yield Flow(aws, dmhub, ingest, sender, session.client("sqs"), ClaimTable(aws.table, session.client("dynamodb")),
+                   mode=request.param)
         sender_module.reset_runtime()
         clear_credentials_cache()
