@@ -89,9 +89,12 @@ class Flow:
 
     # -- sender ------------------------------------------------------------------------------
 
-    def receive(self, url: str | None = None, limit: int = 10, wait: int = 0) -> list[dict[str, Any]]:
+    def receive(self, url: str | None = None, limit: int = 10, wait: int = 0,
+                visibility: int | None = None) -> list[dict[str, Any]]:
+        extra = {} if visibility is None else {"VisibilityTimeout": visibility}
         got = self.sqs.receive_message(QueueUrl=url or self.stack.event_queue_url, MaxNumberOfMessages=limit,
-                                       AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=wait)
+                                       AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=wait,
+                                       **extra)
         return list(got.get("Messages", []))
 
     def run_sender(self, messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -104,12 +107,13 @@ class Flow:
         self.responses.append(response)
         return response
 
-    def receive_up_to(self, count: int) -> list[dict[str, Any]]:
+    def receive_up_to(self, count: int, visibility: int | None = None) -> list[dict[str, Any]]:
         """Up to ``count`` visible messages (several receives: SQS hands out 10 at most), as an
-        event source mapping with a batch size above 10 and a batching window gathers them."""
+        event source mapping with a batch size above 10 and a batching window gathers them.
+        A big batch takes longer than the test queue's 2 s visibility: give it its own."""
         messages: list[dict[str, Any]] = []
         while len(messages) < count:
-            got = self.receive(limit=min(10, count - len(messages)))
+            got = self.receive(limit=min(10, count - len(messages)), visibility=visibility)
             if not got:
                 break
             messages.extend(got)
@@ -120,7 +124,7 @@ class Flow:
         per invocation."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            messages = self.receive_up_to(batch)
+            messages = self.receive_up_to(batch, visibility=30 if batch > 10 else None)
             if messages:
                 self.run_sender(messages)
                 continue
