@@ -57,11 +57,27 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, interval: floa
         time.sleep(interval)
 
 
+#: the three ways to DM Hub the stack runs in: mode -> the sender's environment
+MODES = {
+    "v1-customerevents": {"DMHUB_API": "v1", "DMHUB_EVENT_ENDPOINT": "customerevents"},
+    "v1-collector": {"DMHUB_API": "v1", "DMHUB_EVENT_ENDPOINT": "collector"},
+    "v2": {"DMHUB_API": "v2", "DMHUB_EVENT_ENDPOINT": "customerevents"},
+}
+#: the emulator endpoint that receives the events in each mode
+EVENT_ENDPOINTS = {"v1-customerevents": "events.create", "v1-collector": "collector.batch", "v2": "v2.events.create"}
+
+
 @dataclass
 class RunningStack:
     process: subprocess.Popen[bytes]
     info: dict[str, Any]
     log_path: Path
+    mode: str = "v1-customerevents"
+
+    @property
+    def event_endpoint(self) -> str:
+        """The emulator endpoint events go to in this stack's mode."""
+        return EVENT_ENDPOINTS[self.mode]
 
     @property
     def gateway(self) -> str:
@@ -117,8 +133,8 @@ class RunningStack:
                 os.kill(int(moto_pid), signal.SIGKILL)  # never leave one behind, even when failing
 
 
-def start_stack(tmp_path: Path, *extra: str, timeout: float = 60.0, env: dict[str, str] | None = None
-                ) -> RunningStack:
+def start_stack(tmp_path: Path, *extra: str, timeout: float = 60.0, env: dict[str, str] | None = None,
+                mode: str = "v1-customerevents") -> RunningStack:
     ready = tmp_path / "ready.json"
     log_path = tmp_path / "dev.log"
     port = free_port()
@@ -129,7 +145,7 @@ def start_stack(tmp_path: Path, *extra: str, timeout: float = 60.0, env: dict[st
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         env={**{k: v for k, v in os.environ.items() if k not in ("AWS_ENDPOINT_URL", "DMHUB_BASE_URL")},
-             **(env or {})},
+             **MODES[mode], **(env or {})},
     )
     log_file.close()
     deadline = time.monotonic() + timeout
@@ -143,12 +159,15 @@ def start_stack(tmp_path: Path, *extra: str, timeout: float = 60.0, env: dict[st
             log = log_path.read_text(errors="replace")
             raise AssertionError(f"dmhub-adapter dev not ready in {timeout:.0f} s:\n{log}")
         time.sleep(0.05)
-    return RunningStack(process=process, info=json.loads(ready.read_text(encoding="utf-8")), log_path=log_path)
+    return RunningStack(process=process, info=json.loads(ready.read_text(encoding="utf-8")), log_path=log_path,
+                        mode=mode)
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningStack]:
-    running = start_stack(tmp_path_factory.mktemp("stack"))
+@pytest.fixture(scope="module", params=sorted(MODES))
+def stack(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[RunningStack]:
+    """The whole local stack in one mode (v1 customerevents, v1 collector, v2) against the
+    emulator with its current rules."""
+    running = start_stack(tmp_path_factory.mktemp("stack"), mode=request.param)
     try:
         yield running
     finally:
