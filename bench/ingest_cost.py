@@ -131,10 +131,10 @@ def wechat_floor(request: WebhookRequest, secret: dict[str, str]) -> Callable[[]
                 "identity": {"type": "wechat", "value": fields["FromUserName"], "create": True},
                 "event": {
                     "event": "c_wechat_follow",
-                    "targetId": fields["ToUserName"],
                     "date": _utc(int(fields["CreateTime"])),
                     "source": "微信",
                     "externalId": external,
+                    "account": fields["ToUserName"],
                     "scene": fields["EventKey"].removeprefix("qrscene_"),
                     "ticket": fields["Ticket"],
                 },
@@ -171,13 +171,14 @@ def taobao_floor(request: WebhookRequest, secret: dict[str, str]) -> Callable[[]
                 "identity": {"type": "taobao-openuid", "value": content["buyer_open_uid"], "create": True},
                 "event": {
                     "event": "c_taobao_order_paid",
-                    "targetId": tid,
                     "date": _utc(published.timestamp()),
                     "source": "淘宝",
                     "externalId": external,
+                    "tid": tid,
                     "payment": content["payment"],
-                    "status": content["status"],
                     "oid": oid,
+                },
+                "attribute_kinds": {"payment": "amount"
                 },
             }
         )
