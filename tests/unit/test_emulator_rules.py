@@ -179,8 +179,9 @@ def test_whatever_the_model_sends_the_emulator_accepts(
         clean = validate_event(model.to_request(), rules=rules)
         assert clean["event"] == event
         assert {k: clean[k] for k in attributes} == attributes
-    built_in = CustomerEvent.model_validate({**BASE, "event": event[2:], "targetName": target, "summary": summary})
-    assert validate_event(built_in.to_request())["event"] == event[2:]
+    plain = "x" + event[2:]  # a built-in type: it keeps targetName and summary
+    built_in = CustomerEvent.model_validate({**BASE, "event": plain, "targetName": target, "summary": summary})
+    assert validate_event(built_in.to_request())["event"] == plain
 
 
 @pytest.mark.parametrize("field", ["targetId", "targetName", "summary"])

@@ -38,7 +38,7 @@ rules:
     event: c_acme_order
     externalId: {template: "order|{id}"}
     date: {path: at, convert: unix_seconds}
-    fields: {targetId: id}
+    attributes: {order_id: id}
 """
 
 

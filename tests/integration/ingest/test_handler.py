@@ -25,7 +25,7 @@ def test_event_is_claimed_enqueued_and_marked_queued(ingest: Ingest) -> None:
     assert body["rule"] == "order"
     assert body["identity"] == {"type": "acme-user", "value": "u-9", "name": None, "create": True}
     assert body["event"] == {"event": "c_acme_order", "externalId": "acme:shop1:order|A1",
-                             "date": "2024-11-28T08:00:00Z", "targetId": "A1"}
+                             "date": "2024-11-28T08:00:00Z", "order_id": "A1"}
     assert body["trace_id"]
     assert message["attributes"] == {"source": "acme", "account": "shop1", "event": "c_acme_order"}
     item = ingest.claim("order|A1")

@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from dmhub_adapter.queue import OutgoingMessage, send_messages
+from dmhub_adapter.store.claims import claim_key
 from dmhub_adapter_tools.cli import main
 from tests.integration.sender.conftest import SenderEnv, queued
 
@@ -130,13 +131,23 @@ def test_events_get_and_query_use_the_shared_token(sender_env: SenderEnv, capsys
     sender_env.run()
     ids = {e["externalId"]: e["id"] for e in sender_env.dmhub.state.events()}
 
-    code, event, _ = cli(capsys, "events", "get", str(ids["ext-1"]))
+    # the events are dated 2024-05: partition 202405 (without one, DM Hub reads the current month's)
+    code, event, _ = cli(capsys, "events", "get", str(ids["ext-1"]), "--partition", "202405")
     assert code == 0 and event["externalId"] == "ext-1" and event["customerId"] == 5
+    code, _, err = cli(capsys, "events", "get", str(ids["ext-1"]))
+    assert code == 1 and "http 500" in err
 
     code, events, _ = cli(capsys, "events", "query", "--customer-id", "5", "--event", "c_order_paid,c_other",
-                          "--max", "10", "--sidx", "lastUpdated", "--sord", "desc")
+                          "--max", "10", "--sidx", "lastUpdated", "--sord", "desc", "--partition", "202405")
     assert code == 0 and {e["externalId"] for e in events} == {"ext-1", "ext-2"}
+    code, events, _ = cli(capsys, "events", "query", "--partition", "202405", "--id-from", str(ids["ext-2"]),
+                          "--id-to", str(ids["ext-2"]))
+    assert code == 0 and [e["externalId"] for e in events] == ["ext-2"]
     assert sender_env.counters()["token_fetches"] == 1  # no token of its own: the senders stay valid
+    for bad in ("201812", "2019", "x", "209901"):
+        with pytest.raises(SystemExit):
+            main(["events", "query", "--partition", bad])
+        assert "not a DM Hub partition" in capsys.readouterr().err
 
     code, _, err = cli(capsys, "events", "get", "999999")
     assert code == 1 and "http 500" in err
@@ -165,13 +176,26 @@ def test_trace_shows_claim_and_dmhub_event(sender_env: SenderEnv, capsys: pytest
     assert report["claim"]["queuedAt"].endswith("Z") and "dmhubEvent" not in report
 
     sender_env.run()
-    code, report, _ = cli(capsys, "trace", "acme", "shop1", "ext-1")
+    code, report, _ = cli(capsys, "trace", "acme", "shop1", "ext-1", "--partition", "202405")
     assert report["claim"]["status"] == "DELIVERED"
     assert report["dmhubEvent"]["externalId"] == "ext-1"
     assert report["dmhubEvent"]["id"] == int(report["claim"]["dmhubId"])
 
     code, report, _ = cli(capsys, "trace", "acme", "shop1", "nope")
     assert code == 1 and report["claim"] is None
+
+
+def test_trace_says_a_collector_delivery_has_no_dmhub_id(
+    sender_env: SenderEnv, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from dmhub_adapter.store.claims import COLLECTOR_PLACEHOLDER
+
+    sender_env.enqueue([queued(1, customer_id=5)])
+    sender_env.claims.mark_delivered(claim_key("acme", "shop1", "ext-1"), COLLECTOR_PLACEHOLDER)
+    code, report, _ = cli(capsys, "trace", "acme", "shop1", "ext-1")
+    assert code == 0 and report["claim"]["dmhubId"] == "collector"
+    assert report["explanation"] == "delivered via collector, DM Hub gives no id"
+    assert "dmhubEvent" not in report and "dmhubError" not in report
 
 
 def test_accounts_put_writes_and_updates_secrets(
