@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from dmhub_adapter.sources.generic.signatures import SignatureScheme, SignedRequest, sign
+from dmhub_adapter.sources.generic.signatures import SignatureScheme, SignedRequest, header_names, sign
 from dmhub_adapter.sources.registry import source_for
 from dmhub_adapter_tools.local.accounts import load_accounts
 from dmhub_adapter_tools.local.apigw_event import make_event
@@ -42,11 +42,16 @@ def _signed_event(source: str, body: bytes, headers: dict[str, str], *, request_
     assert secret is not None, f"no demo account for {source}"
     lowered = {name.lower(): value for name, value in headers.items()}
     signature = sign(scheme, SignedRequest(body=body, headers=lowered, received_at=sent_at), secret)
-    assert scheme.signature.header is not None
+    names = [name.lower() for name in header_names(scheme.signature.header)]
+    assert names
+    # Of alternative names (svix-signature, webhook-signature), the one of the family the
+    # sample's other headers use.
+    families = {header.split("-")[0] for header in lowered}
+    signature_header = next((name for name in names if name.split("-")[0] in families), names[0])
     values = [*(extra_signatures or []), signature]
     separator = scheme.signature.separator or ""
     all_headers = {"content-type": "application/json", **lowered,
-                   scheme.signature.header.lower(): separator.join(values) if separator else signature}
+                   signature_header: separator.join(values) if separator else signature}
     return make_event(method="POST", source=source, account=ACCOUNT, body=body, headers=all_headers,
                       request_id=request_id, now_ms=sent_at * 1000)
 

@@ -220,6 +220,9 @@ class RuleSpec(StrictModel):
                 raise ValueError(
                     f"custom attributes need a custom event type starting with {CUSTOM_EVENT_PREFIX!r}"
                 )
+        clash = sorted(set(self.attributes) & {*EVENT_FIELDS, "event", "externalId", "date", "customerId"})
+        if clash:
+            raise ValueError(f"custom attribute(s) {clash} would overwrite the event's own field(s); rename them")
         if len(self.attributes) > CUSTOM_ATTRIBUTES_MAX:
             raise ValueError(
                 f"{len(self.attributes)} custom attributes {sorted(self.attributes)}; "
