@@ -57,8 +57,18 @@ def test_mutated_wechatpay_headers_are_never_accepted(name: str, value: str) -> 
     assert inbound is None or value == WECHATPAY.headers[name]
 
 
+#: resources shaped like WeChat Pay's, so the decryption itself is what gets the hostile values
+gcm_resources = st.fixed_dictionaries(
+    {"algorithm": st.sampled_from(["AEAD_AES_256_GCM"]) | st.text(max_size=20),
+     "ciphertext": st.binary(max_size=300).map(lambda b: __import__("base64").b64encode(b).decode()) | json_values,
+     "nonce": st.text(max_size=20) | json_values},
+    optional={"associated_data": st.sampled_from(["transaction", "refund", ""]) | json_values,
+              "original_type": st.text(max_size=12)},
+)
+
+
 @FUZZ
-@given(resource=json_values, event_type=st.sampled_from(["TRANSACTION.SUCCESS", "REFUND.SUCCESS", "X"]))
+@given(resource=gcm_resources | json_values, event_type=st.sampled_from(["TRANSACTION.SUCCESS", "REFUND.SUCCESS", "X"]))
 def test_hostile_resources_behind_a_valid_signature_are_4xx(resource: Any, event_type: str) -> None:
     envelope = json.loads(WECHATPAY.body)
     envelope.update(event_type=event_type, resource=resource)
