@@ -20,7 +20,7 @@ from dmhub_adapter.mapping.config import MappingConfigError
 from dmhub_adapter.mapping.engine import map_payload
 from dmhub_adapter.sources.base import Account, Inbound, Source
 from dmhub_adapter.sources.registry import parse_source_mapping, source_for
-from dmhub_adapter.sources.taobao.signing import parse_timestamp, top_sign
+from dmhub_adapter.sources.taobao.signing import parse_timestamp, sign_list_params, top_sign
 from dmhub_adapter.webhook import WebhookRequest
 
 SVIX_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -242,3 +242,14 @@ def test_a_wrong_event_sign_header_does_not_fall_back_to_the_body_sign() -> None
                             headers={**request.headers, "event-sign": "0" * 32}, received_at=request.received_at)
     with pytest.raises(Unauthorized, match="does not match"):
         _receive("youzan", forged, YOUZAN)
+
+
+def test_the_worked_examples_in_the_docs() -> None:
+    # docs/taobao.md and docs/youzan.md quote these values; computed here from the published rules
+    ms = {"app_key": "12345678", "format": "json", "sign_method": "md5", "timestamp": "1718712102000", "v": "2.0"}
+    assert _top_md5(ms, "helloworld", '{"id":1}') == "163EB31636D78FD22D63D118213987FD"
+    assert top_sign(ms, "helloworld", "md5", '{"id":1}') == "163EB31636D78FD22D63D118213987FD"
+    gmt8 = {**ms, "timestamp": "2024-06-18 20:01:42"}
+    listed = {**gmt8, **sign_list_params({"top-sign-list": "x-biz-id", "x-biz-id": "42"})}
+    assert top_sign(listed, "helloworld", "md5", '{"id":1}') == "1FA1B7D0DD46BD6C3DEC8A1C9ABB679F"
+    assert hashlib.md5(b"cid123%7B%22tid%22%3A%22E1%22%7Dcsecret456").hexdigest() == "f3dc6426a40073bfe70665634b7ffa5a"
