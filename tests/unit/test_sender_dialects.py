@@ -253,3 +253,16 @@ def test_the_worked_examples_in_the_docs() -> None:
     listed = {**gmt8, **sign_list_params({"top-sign-list": "x-biz-id", "x-biz-id": "42"})}
     assert top_sign(listed, "helloworld", "md5", '{"id":1}') == "1FA1B7D0DD46BD6C3DEC8A1C9ABB679F"
     assert hashlib.md5(b"cid123%7B%22tid%22%3A%22E1%22%7Dcsecret456").hexdigest() == "f3dc6426a40073bfe70665634b7ffa5a"
+
+
+def test_a_fallback_scheme_needs_its_own_time_bound() -> None:
+    fallback = {"scheme": "signature", "algorithm": "md5", "signature": {"field": "sign"},
+                "signed": [{"secret": "k"}, {"field": "msg"}]}
+    verification = {**SCHEME, "otherwise": fallback}
+    with pytest.raises(MappingConfigError, match=r"verification\.otherwise"):
+        parse_source_mapping(_mapping_with(verification, {}), "<demo>")
+    bounded = {**fallback, "maxAge": {"seconds": 3600, "time": {"path": "at"}}, "agree": {"id": "msg.id"}}
+    parse_source_mapping(_mapping_with({**SCHEME, "otherwise": bounded}, {}), "<demo>")
+    with pytest.raises(MappingConfigError, match="agree"):
+        parse_source_mapping(_mapping_with({**SCHEME, "otherwise": {**bounded, "agree": {"id": "msg["}}}, {}),
+                             "<demo>")
