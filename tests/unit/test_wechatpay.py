@@ -114,6 +114,12 @@ def test_the_test_builder_agrees_with_the_wechatpayv3_sdk() -> None:
     assert result is not None and result["resource"]["out_trade_no"] == "CRM20250101000001"
 
 
+def test_an_absent_signature_type_is_rsa() -> None:
+    headers, body = wp.notification(PAIR.private, wp.transaction(), timestamp=NOW)
+    del headers["Wechatpay-Signature-Type"]
+    assert _receive(_request(headers, body)).messages
+
+
 def test_the_identity_type_comes_from_the_secret() -> None:
     headers, body = wp.notification(PAIR.private, wp.transaction(), timestamp=NOW)
     inbound = _receive(_request(headers, body), {**SECRET, "identityType": "wechat-mini"})
@@ -168,6 +174,8 @@ def _bad(kind: str) -> tuple[dict[str, str], bytes, dict[str, Any]]:
     secret: dict[str, Any] = dict(SECRET)
     if kind == "unknown_serial":
         headers["Wechatpay-Serial"] = "PUB_KEY_ID_9999"
+    elif kind == "sm2":
+        headers["Wechatpay-Signature-Type"] = "WECHATPAY2-SM2-WITH-SM3"
     elif kind == "no_serial":
         del headers["Wechatpay-Serial"]
     elif kind == "probe":
@@ -213,6 +221,7 @@ def _bad(kind: str) -> tuple[dict[str, str], bytes, dict[str, Any]]:
 @pytest.mark.parametrize(("kind", "error", "code"), [
     ("unknown_serial", Unauthorized, "unknown_key"),
     ("no_serial", Unauthorized, "missing_key_id"),
+    ("sm2", Unauthorized, "bad_signature"),
     ("probe", Unauthorized, "bad_signature"),
     ("one_byte", Unauthorized, "bad_signature"),
     ("stale", Unauthorized, "stale_timestamp"),

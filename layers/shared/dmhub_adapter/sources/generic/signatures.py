@@ -241,6 +241,11 @@ class SignatureScheme(StrictModel):
     key: KeySpec | None = Field(default=None, description="HMAC key or ed25519 public key (not for plain digests)")
     timestamp: TimestampSpec | None = None
     charset: str = Field(default="utf-8", description="how text parts (not the body) become bytes")
+    header_values: dict[str, list[str]] = Field(
+        default_factory=dict, alias="headerValues",
+        description="headers that, when sent, must hold one of these values (e.g. a signature type); "
+        "absent is allowed",
+    )
     otherwise: SignatureScheme | None = Field(
         default=None,
         description="a second scheme tried only when this one's signature is absent from the request "
@@ -603,6 +608,11 @@ def verify(scheme: Verification, request: SignedRequest, secret: Mapping[str, An
         if scheme.otherwise is not None and value is None:
             return verify(scheme.otherwise, request, secret)
         raise Unauthorized(f"missing signature ({scheme.signature.where})", code="missing_signature")
+    for name, allowed in scheme.header_values.items():
+        sent = request.headers.get(name.lower())
+        if sent is not None and sent.strip() not in allowed:
+            raise Unauthorized(f"header {name!r} is {sent[:64]!r}; accepted: {', '.join(allowed)}",
+                               code="bad_signature")
     if scheme.timestamp is not None:
         check_timestamp(scheme.timestamp, request)
     data = signed_bytes(scheme, request, secret)
