@@ -230,6 +230,21 @@ def test_tampered_legacy_pushes_are_refused(change: dict[str, Any]) -> None:
         _receive("youzan", _youzan_request(_youzan_legacy(**change)), YOUZAN)
 
 
+def test_a_chain_shop_push_may_name_its_head_shop_or_its_branch() -> None:
+    def chain(kdt_id: int) -> dict[str, Any]:
+        msg = quote(json.dumps({"full_order_info": {
+            "order_info": {"tid": "E2024", "root_kdt_id": 134533635, "node_kdt_id": 134529034, "status": "TRADE_PAID",
+                           "update_time": "2024-01-01 08:00:00"},
+            "buyer_info": {"yz_open_id": "yzopen-1"}, "pay_info": {"payment": "199.00"}}}))
+        sign = hashlib.md5(f"cid123{msg}csecret456".encode()).hexdigest()
+        return _youzan_legacy(msg=msg, sign=sign, kdt_id=kdt_id)
+
+    for shop in (134533635, 134529034):
+        assert _receive("youzan", _youzan_request(chain(shop)), YOUZAN).messages
+    with pytest.raises(Unauthorized, match="kdt_id"):
+        _receive("youzan", _youzan_request(chain(10001)), YOUZAN)
+
+
 def test_a_legacy_push_is_bounded_by_its_signed_time_not_the_unsigned_version() -> None:
     old = _youzan_legacy(update_time="2023-12-20 08:00:00", version=1704067200)
     with pytest.raises(Unauthorized, match="stale"):

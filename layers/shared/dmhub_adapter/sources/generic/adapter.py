@@ -211,7 +211,8 @@ class FallbackBound(ReplayBound):
 
     agree: dict[str, str] = Field(
         default_factory=dict,
-        description="{unsigned top-level field: JMESPath over the decoded message giving the signed value}",
+        description="{unsigned top-level field: JMESPath over the decoded message giving the signed value, "
+        "or a list of the values allowed}",
     )
 
     _agree: dict[str, Any] = PrivateAttr(default_factory=dict)
@@ -615,7 +616,10 @@ class GenericSource:
                     signed = search(expression, decoded)
                 except JMESPathError:
                     signed = None
-                if signed is None or _scalar(message.get(name)) != _scalar(signed):
+                # a list names every value the signed content allows (a chain shop's root and branch ids)
+                allowed = {_scalar(item) for item in signed} if isinstance(signed, list) else {_scalar(signed)}
+                allowed.discard(None)
+                if _scalar(message.get(name)) not in allowed:
                     raise Unauthorized(f"body field {name!r} is not covered by the signature and does not match "
                                        "the signed content", code="unsigned_field")
 
