@@ -252,3 +252,13 @@ def test_replies_are_what_wechat_pay_expects() -> None:
     assert (ok.status, ok.body) == (204, "")
     failed = source.error_reply(request, Unauthorized("signature does not match", code="bad_signature"))
     assert failed.status == 401 and json.loads(failed.body) == {"code": "FAIL", "message": "signature does not match"}
+
+
+def test_the_kept_clear_text_replays_without_the_key() -> None:
+    headers, body = wp.notification(PAIR.private, wp.transaction(), timestamp=NOW)
+    inbound = _receive(_request(headers, body))
+    source = _source()
+    replay = WebhookRequest(method="POST", source="wechatpay", account="demo", body=inbound.payload,
+                            headers={"content-type": inbound.payload_type}, received_at=NOW + 86400 * 30)
+    again = source.parse_unverified(replay, Account("wechatpay", "demo", source.mapping, {"apiV3Key": "x" * 32}))
+    assert again.messages == inbound.messages

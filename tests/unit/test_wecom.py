@@ -175,3 +175,11 @@ def test_bad_input(kind: str, error: type[WebhookError]) -> None:
         assert "CorpID" in caught.value.message
     if error is Unavailable:
         assert ("encodingAesKey" if kind == "bad_key" else "corpId") in caught.value.message
+
+
+def test_the_kept_clear_text_replays_as_the_same_message() -> None:
+    query, body = wc.push(wc.contact_xml(created=NOW), timestamp=NOW)
+    inbound = _source().receive(_request(query, body), _account())
+    assert b"<Encrypt>" not in inbound.payload
+    again = _source().parse_unverified(_request({}, inbound.payload, received_at=NOW + 86400 * 30), _account())
+    assert again.messages == inbound.messages
