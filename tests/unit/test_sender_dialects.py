@@ -281,3 +281,13 @@ def test_a_fallback_scheme_needs_its_own_time_bound() -> None:
     with pytest.raises(MappingConfigError, match="agree"):
         parse_source_mapping(_mapping_with({**SCHEME, "otherwise": {**bounded, "agree": {"id": "msg["}}}, {}),
                              "<demo>")
+
+
+def test_account_values_may_not_copy_key_material() -> None:
+    text = _mapping_with(SCHEME, {})
+    data = yaml.safe_load(text)
+    data["options"]["accountValues"] = {"leak": {"secret": "k"}}
+    with pytest.raises(MappingConfigError, match="key material"):
+        parse_source_mapping(yaml.safe_dump(data), "<demo>")
+    data["options"]["accountValues"] = {"kind": {"secret": "identityType"}}
+    parse_source_mapping(yaml.safe_dump(data), "<demo>")

@@ -363,6 +363,7 @@ def check_config(mapping: MappingFile) -> list[str]:
     except ValidationError as exc:
         problems.extend(block_problems(exc, "options"))
     problems.extend(_request_value_problems(mapping))
+    problems.extend(_account_value_problems(mapping))
     try:
         ReplyConfig.model_validate(mapping.reply or {})
     except ValidationError as exc:
@@ -442,6 +443,37 @@ def _request_value_problems(mapping: MappingFile) -> list[str]:
                     "it (a part of verification.signed) or build externalId from the body"
                 )
     return problems
+
+
+def _key_fields(block: Any) -> set[str]:
+    """Secret fields a verification block (and its fallback) uses as key material."""
+    names: set[str] = set()
+    while isinstance(block, dict):
+        key = block.get("key")
+        if isinstance(key, dict):
+            secret = key.get("secret")
+            names.update([secret] if isinstance(secret, str) else [n for n in secret or [] if isinstance(n, str)])
+        for part in block.get("signed") or []:
+            if isinstance(part, dict) and isinstance(part.get("secret"), str):
+                names.add(part["secret"])
+        block = block.get("otherwise")
+    return names
+
+
+def _account_value_problems(mapping: MappingFile) -> list[str]:
+    """``accountValues`` copy secret fields into every message (and so into dry runs, unmapped
+    reasons and logs): key material must never be one of them."""
+    options = mapping.options if isinstance(mapping.options, dict) else {}
+    values = options.get("accountValues")
+    if not isinstance(values, dict):
+        return []
+    keys = _key_fields(mapping.verification)
+    for step in options.get("decrypt") or []:
+        if isinstance(step, dict) and isinstance(step.get("key"), dict) and isinstance(step["key"].get("secret"), str):
+            keys.add(step["key"]["secret"])
+    return [f"field 'options.accountValues.{name}': secret field {spec['secret']!r} is key material; "
+            "it must not be copied into messages"
+            for name, spec in values.items() if isinstance(spec, dict) and spec.get("secret") in keys]
 
 
 class GenericSource:
