@@ -79,8 +79,12 @@ def run(args: argparse.Namespace) -> int:
         report["explanation"] = "delivered via collector, DM Hub gives no id"
     elif item.get("status") == ClaimStatus.DELIVERED and dmhub_id in (None, "-"):
         report["explanation"] = "delivered; DM Hub's answer gave no event id"
-    readable = dmhub_id not in (None, "-", COLLECTOR_PLACEHOLDER)
-    if item.get("status") == ClaimStatus.DELIVERED and readable and not args.no_dmhub:
+    if (
+        item.get("status") == ClaimStatus.DELIVERED
+        and dmhub_id is not None
+        and dmhub_id not in ("-", COLLECTOR_PLACEHOLDER)
+        and not args.no_dmhub
+    ):
         try:
             client = dmhub_client_from_env()
             with client:

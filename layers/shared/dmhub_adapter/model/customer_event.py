@@ -275,10 +275,12 @@ class CustomerEvent(_EventFields):
 
     @property
     def custom_attributes(self) -> dict[str, Any]:
+        """The event's `c_` attributes (pydantic's extra fields), as a new dict."""
         return dict(self.__pydantic_extra__ or {})
 
     @property
     def is_custom(self) -> bool:
+        """Whether the event type is a custom (`c_`) type, which follows the custom-event rules."""
         return self.event.startswith(CUSTOM_EVENT_PREFIX)
 
     def to_request(self) -> dict[str, Any]:
@@ -330,7 +332,7 @@ class StoredCustomerEvent(BaseModel):
 
     @property
     def custom_attributes(self) -> dict[str, Any]:
-        """The echoed keys that are not built-in fields."""
+        """The echoed keys that are not built-in fields (the custom attributes), as a new dict."""
         return dict(self.__pydantic_extra__ or {})
 
 
