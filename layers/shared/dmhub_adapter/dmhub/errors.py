@@ -87,6 +87,7 @@ class DmhubBodyError(DmhubError):
         return f"dmhub_error_{code}"
 
     def describe(self) -> str:
+        """``dmhub_error_<code>: <DM Hub's description>`` (the DLQ reason)."""
         return f"{self.kind}: {self.description or self.message}"
 
 
