@@ -125,3 +125,37 @@ def test_a_small_record_stays_inline() -> None:
 
     record = build_record(request(), Inbound(messages=[], payload=b"<xml/>"), ["message #1: x"])
     assert resolve_record(record, s3=object()) is record
+
+
+def test_a_record_keeps_what_the_source_names_and_never_a_credential() -> None:
+    from dmhub_adapter.sources.base import RequestNames
+
+    headers = {"content-type": "application/json", "x-github-event": "push", "webhook-id": "msg_1",
+               "authorization": "Bearer t", "x-hub-signature-256": "sha256=ab", "x-gitlab-token": "t",
+               "webhook-signature": "v1,x", "x-api-key": "k", "x-other": "not named"}
+    query = {"openid": "o1", "signature": "s", "msg_signature": "m", "sign": "S", "access_token": "a", "nonce": "n"}
+    names = RequestNames(headers=frozenset({"X-GitHub-Event", "webhook-id", *headers}), query=frozenset(query))
+    record = build_record(request(headers=headers, query=query), Inbound(messages=[], payload=b"{}"), ["x"], names)
+
+    assert record["headers"] == {"content-type": "application/json", "webhook-id": "msg_1",
+                                 "x-github-event": "push", "x-other": "not named"}
+    assert record["query"] == {"nonce": "n", "openid": "o1"}
+    rebuilt = request_from_record(record)
+    assert rebuilt.header("x-github-event") == "push" and rebuilt.header("webhook-id") == "msg_1"
+    assert rebuilt.query == {"nonce": "n", "openid": "o1"} and rebuilt.raw_query == "nonce=n&openid=o1"
+
+
+@pytest.mark.parametrize("source", ["wechat", "taobao", "standard-webhooks", "youzan", "doudian"])
+def test_no_shipped_source_asks_to_keep_its_signature(source: str) -> None:
+    from dmhub_adapter.ingest.unmapped import is_secret_name
+    from dmhub_adapter.sources.registry import source_for
+
+    found = source_for(source)
+    assert found is not None
+    names = found.request_names()
+    assert not [n for n in (*names.headers, *names.query) if is_secret_name(n)]
+    signature_names = {"wechat": {"signature", "msg_signature"}, "taobao": {"sign"},
+                       "standard-webhooks": {"webhook-signature"}}.get(source, set())
+    assert not signature_names & {*names.headers, *names.query}
+    if source == "standard-webhooks":
+        assert names.headers == {"webhook-id", "webhook-timestamp"}

@@ -254,6 +254,8 @@ class DevStack:
                 "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                 "DMHUB_BASE_URL": self.dmhub_base_url,
                 **self.resources.environment(),
+                **self.options.environment,  # MAPPINGS_DIR with --mappings-dir
+                "DMHUB_ADAPTER_PORT": str(self.gateway.server.server_address[1]),
             },
         }
 

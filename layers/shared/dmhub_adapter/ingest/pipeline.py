@@ -39,7 +39,7 @@ from dmhub_adapter.ingest.unmapped import UnmappedQueue
 from dmhub_adapter.observability import MetricsSink, NullMetrics
 from dmhub_adapter.secrets import SecretStore
 from dmhub_adapter.settings import IngestSettings
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, Source
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames, Source
 from dmhub_adapter.store.signature_binding import Binder
 from dmhub_adapter.validation import error_message
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
@@ -270,7 +270,7 @@ class IngestPipeline:
         if reasons and keep_unmapped:
             from dmhub_adapter.ingest.unmapped import build_record
 
-            self.unmapped.send(build_record(request, inbound, reasons))
+            self.unmapped.send(build_record(request, inbound, reasons, request_names(source)))
             self.log.info("payload kept on the unmapped queue", extra={"reasons": len(reasons)})
         if handed.in_flight:
             raise DependencyUnavailable("claim_in_flight")
@@ -334,3 +334,10 @@ def _fill(outcome: RequestOutcome, delivery: Delivery) -> None:
     outcome.reasons.extend(delivery.reasons)
     outcome.reasons.extend(delivery.skip_reasons)
     outcome.external_ids.extend(delivery.external_ids)
+
+
+def request_names(source: Source) -> RequestNames:
+    """The request values ``source`` wants kept for a replay (none for an adapter that does
+    not say)."""
+    names = getattr(source, "request_names", None)
+    return names() if callable(names) else RequestNames()

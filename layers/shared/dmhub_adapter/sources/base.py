@@ -53,6 +53,17 @@ class Inbound:
     context: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RequestNames:
+    """The headers (lower case) and query parameters besides the body that a source's mapping
+    can read (routing, ``requestValues``) or its verification names, so an unmapped record keeps
+    them and a replay sees the request as the live delivery did. Never secrets or signatures:
+    :mod:`dmhub_adapter.ingest.unmapped` drops those names whatever a source lists."""
+
+    headers: frozenset[str] = frozenset()
+    query: frozenset[str] = frozenset()
+
+
 @dataclass
 class IngestOutcome:
     """What the pipeline did with an inbound payload; sources shape their reply from it."""
@@ -80,6 +91,10 @@ class Source(Protocol):
 
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
         """Parse without checking signatures (dry runs, replays); decrypts when a secret is given."""
+        ...
+
+    def request_names(self) -> RequestNames:
+        """The headers and query parameters an unmapped record keeps for a faithful replay."""
         ...
 
     def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:

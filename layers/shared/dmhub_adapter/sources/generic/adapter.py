@@ -33,7 +33,7 @@ from dmhub_adapter.mapping.config import MappingFile, ValueSpec, block_problems
 from dmhub_adapter.mapping.engine import MappingError, _compile_value, decode_message, split_messages
 from dmhub_adapter.mapping.functions import compile_expression, is_false, search
 from dmhub_adapter.sources import payloads
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames
 from dmhub_adapter.sources.generic import signatures
 from dmhub_adapter.validation import StrictModel
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
@@ -440,6 +440,22 @@ class GenericSource:
 
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
         return self._inbound(request, self._parse(request))
+
+    def request_names(self) -> RequestNames:
+        """What ``requestValues`` reads (routing, externalIds) and the signed headers and query
+        parameters the verification names; the signature itself is never among them."""
+        headers = {spec.header.lower() for spec in self.options.request_values.values() if spec.header}
+        query = {spec.query for spec in self.options.request_values.values() if spec.query}
+        scheme = self.verification
+        if isinstance(scheme, signatures.SignatureScheme):
+            signed_headers, signed_query = _signed_names(scheme)
+            headers |= signed_headers
+            query |= signed_query or set()
+            if scheme.signature.header:
+                headers.discard(scheme.signature.header.lower())
+            if scheme.signature.query:
+                query.discard(scheme.signature.query)
+        return RequestNames(headers=frozenset(headers), query=frozenset(query))
 
     # -- answers ---------------------------------------------------------------------------
 

@@ -38,7 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.converters import load_json, parse_gmt8
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames
 from dmhub_adapter.sources.payloads import check_size, decode_text, text_codec
 from dmhub_adapter.sources.taobao.signing import SIGN_METHODS, SignMethod, top_sign
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
@@ -203,6 +203,10 @@ class TaobaoSource:
         check_size(request.body, self.options.max_body_bytes)
         charset = _charset(request)
         return self._parse(request, _body_text(request, charset), charset)
+
+    def request_names(self) -> RequestNames:
+        """The query's app key, time and sign method (never ``sign``): the context a replay rebuilds."""
+        return RequestNames(query=frozenset(("app_key", "timestamp", "sign_method")))
 
     def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
         if not outcome.rejected:

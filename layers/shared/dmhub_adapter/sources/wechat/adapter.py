@@ -38,7 +38,7 @@ from dmhub_adapter.errors import (
     WebhookError,
 )
 from dmhub_adapter.mapping.config import MappingFile
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames
 from dmhub_adapter.sources.payloads import check_size
 from dmhub_adapter.sources.wechat import crypto as wechat_crypto
 from dmhub_adapter.sources.xml import XmlError, parse_xml
@@ -350,6 +350,10 @@ class WeChatSource:
             raise BadRequest("the body is encrypted (safe mode); the account's secret needs encodingAesKey and appId")
         plain = {name: value for name, value in message.items() if name != "Encrypt"}
         return self._inbound([plain], request.body, mode="compat", key_index=None)
+
+    def request_names(self) -> RequestNames:
+        """The query values besides the signatures: the follower's openid, the mode, the signed time."""
+        return RequestNames(query=frozenset(("openid", "encrypt_type", "timestamp", "nonce")))
 
     # -- replies ----------------------------------------------------------------------------
 
