@@ -33,10 +33,10 @@ from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Un
 from dmhub_adapter.ingest.errors import GENERIC_MESSAGE, DependencyUnavailable
 from dmhub_adapter.ingest.handoff import Handoff, HandoffResult
 from dmhub_adapter.ingest.metrics import MESSAGE_REJECTED, Metric
-from dmhub_adapter.ingest.outcome import RequestOutcome, publish
+from dmhub_adapter.ingest.outcome import RequestOutcome
 from dmhub_adapter.ingest.tenancy import check_account_binding, source_body_cap
 from dmhub_adapter.ingest.unmapped import UnmappedQueue
-from dmhub_adapter.observability import MetricsSink, NullMetrics
+from dmhub_adapter.observability import MetricsSink, NullMetrics, publish_outcome
 from dmhub_adapter.secrets import SecretStore
 from dmhub_adapter.settings import IngestSettings
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames, Source
@@ -291,10 +291,7 @@ class IngestPipeline:
     def _report(self, outcome: RequestOutcome) -> None:
         """Log the request's outcome and hand it to whoever observes this context."""
         self.log.info("request outcome", extra=outcome.as_log())
-        try:
-            publish(outcome)
-        except Exception:
-            self.log.exception("the request outcome observer failed")
+        publish_outcome(outcome)
 
     def _budget(self, remaining_ms: int | None, started: float) -> tuple[float | None, float]:
         """Lease length and PENDING wait for this invocation (see :mod:`.handoff`)."""
