@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--poll-wait must be between 0 and 20")
     if not 1 <= args.batch_size <= 10:
         raise CommandError("--batch-size must be between 1 and 10")
-    environment = {"MAPPINGS_DIR": os.path.abspath(args.mappings_dir)} if args.mappings_dir else {}
+    environment = {"MAPPINGS_DIR": check_mappings_dir(args.mappings_dir)} if args.mappings_dir else {}
     options = DevOptions(
         accounts_file=args.accounts,
         port=args.port,
@@ -95,8 +95,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         import yaml
 
+        from dmhub_adapter_tools.local.accounts import AccountsFileError
+
         try:
             stack = DevStack(options)
+        except AccountsFileError as exc:
+            raise CommandError("the accounts file has mistakes; nothing was started:\n  "
+                               + "\n  ".join(exc.problems)) from exc
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise CommandError(f"accounts file: {exc}") from exc
         try:
@@ -122,6 +127,23 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     print("stopped.", flush=True)
     return 0  # Ctrl-C / SIGTERM is how this command is meant to end
+
+
+def check_mappings_dir(directory: str) -> str:
+    """The absolute --mappings-dir, refused (with the fix) when it is missing or fails check-config."""
+    from dmhub_adapter.sources.registry import check_directory
+    from dmhub_adapter_tools.cli import CommandError
+
+    path = os.path.abspath(directory)
+    if not os.path.isdir(path):
+        raise CommandError(f"--mappings-dir {directory}: no such directory (give the folder holding <source>.yaml "
+                           "files, or leave the flag out to run the packaged mappings)")
+    broken = {file: problems for file, problems in check_directory(path).items() if problems}
+    if broken:
+        lines = [f"{file}: {problem}" for file, problems in broken.items() for problem in problems]
+        raise CommandError("--mappings-dir fails check-config; nothing was started (fix these, then "
+                           "`dmhub-adapter check-config " + directory + "`):\n  " + "\n  ".join(lines))
+    return path
 
 
 def print_env(port: int) -> int:

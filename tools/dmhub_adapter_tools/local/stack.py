@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dmhub_adapter_tools.local.accounts import AccountsFile, demo_accounts_path, load_accounts
+from dmhub_adapter_tools.local.accounts import AccountsFile, demo_accounts_path, load_checked_accounts
 from dmhub_adapter_tools.local.moto import LOCALHOST, MotoServer
 
 if TYPE_CHECKING:
@@ -96,7 +96,9 @@ class DevStack:
     def __init__(self, options: DevOptions, emit: Callable[[str], None] = default_emit) -> None:
         self.options = options
         self.emit = emit
-        self.accounts: AccountsFile = load_accounts(options.accounts_file)
+        # Every mistake of the file is refused here, with its line, before anything starts.
+        self.accounts: AccountsFile = load_checked_accounts(
+            options.accounts_file, options.environment.get("MAPPINGS_DIR"))
         self.moto: MotoServer | None = None
         self.emulator: Any = None
         self.gateway: Any = None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -315,6 +316,34 @@ def _request_value_problems(mapping: MappingFile) -> list[str]:
                     "signature does not cover: a replayed body with a fresh value would be a new event; sign "
                     "it (a part of verification.signed) or build externalId from the body"
                 )
+    return problems
+
+
+def secret_fields(mapping: MappingFile) -> list[str]:
+    """Every secret field the file's verification names (keys, older keys, signed secrets)."""
+    scheme = GenericSource(mapping).verification
+    if not isinstance(scheme, signatures.SignatureScheme):
+        return []
+    names = [part.secret for part in scheme.signed if part.secret]
+    if scheme.key is not None:
+        names.extend(scheme.key.secret)
+    return list(dict.fromkeys(names))
+
+
+def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+    """Problems with an account's secret, as a request would meet them (empty when usable):
+    every field the scheme needs, and key material that decodes (``whsec_``, base64, hex,
+    ed25519 public keys)."""
+    scheme = GenericSource(mapping).verification
+    if not isinstance(scheme, signatures.SignatureScheme):
+        return []
+    problems = [f"needs a non-empty {name!r} (verification of {mapping.source!r})"
+                for name in scheme.secret_fields() if not str(secret.get(name) or "")]
+    if not problems and scheme.key is not None:
+        try:
+            signatures.account_keys(scheme, secret)
+        except Unavailable as exc:
+            problems.append(exc.message)
     return problems
 
 

@@ -428,6 +428,12 @@ def _keys(scheme: SignatureScheme, secret: Mapping[str, Any]) -> list[bytes]:
     return keys
 
 
+def account_keys(scheme: SignatureScheme, secret: Mapping[str, Any]) -> list[bytes]:
+    """The decoded keys of an account's secret (for start-up checks); raises
+    :class:`~dmhub_adapter.errors.Unavailable` naming the field that does not decode."""
+    return _keys(scheme, secret)
+
+
 def digest(scheme: SignatureScheme, data: bytes, key: bytes | None = None) -> bytes:
     if scheme.algorithm in HASHES:
         return bytes(HASHES[scheme.algorithm](data).digest())

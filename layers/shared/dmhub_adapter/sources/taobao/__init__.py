@@ -1,7 +1,7 @@
 """Taobao TMC messages forwarded by a relay and signed the TOP SPI way; the protocol is
 documented in :mod:`dmhub_adapter.sources.taobao.adapter`."""
 
-from dmhub_adapter.sources.taobao.adapter import TaobaoSource, build, check_config
+from dmhub_adapter.sources.taobao.adapter import TaobaoSource, build, check_config, check_secret, secret_fields
 from dmhub_adapter.sources.taobao.signing import (
     SIGN_METHODS,
     TIMESTAMP_FORMAT,
@@ -18,7 +18,9 @@ __all__ = [
     "TaobaoSource",
     "build",
     "check_config",
+    "check_secret",
     "format_timestamp",
+    "secret_fields",
     "signed_request",
     "top_sign",
 ]

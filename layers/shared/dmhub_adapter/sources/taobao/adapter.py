@@ -30,6 +30,7 @@ import hmac
 import json
 import time
 import zlib
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -73,6 +74,22 @@ class _Options(BaseModel):
 
 def _settings(mapping: MappingFile) -> tuple[_Verification, _Options]:
     return _Verification.model_validate(mapping.verification or {}), _Options.model_validate(mapping.options)
+
+
+#: every field a Taobao account's secret may hold
+SECRET_FIELDS = ("appKey", "appSecret", "userId")
+
+
+def secret_fields(mapping: MappingFile) -> list[str]:
+    """Every field an account's secret may hold."""
+    return list(SECRET_FIELDS)
+
+
+def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+    """Problems with an account's secret (empty when usable): appKey and appSecret are needed."""
+    return [f"needs a non-empty {name!r}" for name in ("appKey", "appSecret")
+            if not isinstance(secret.get(name), (str, int)) or isinstance(secret.get(name), bool)
+            or str(secret.get(name)) == ""]
 
 
 def check_config(mapping: MappingFile) -> list[str]:

@@ -140,6 +140,37 @@ def _account_config(account: Account, options: Mapping[str, Any]) -> _Config:
     )
 
 
+#: every field a WeChat account's secret may hold
+SECRET_FIELDS = ("token", "encodingAesKey", "previousEncodingAesKey", "appId", "originalId",
+                 "timestampToleranceSeconds", "requireEncryption")
+
+
+def secret_fields(mapping: MappingFile) -> list[str]:
+    """Every field an account's secret may hold."""
+    return list(SECRET_FIELDS)
+
+
+def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+    """Problems with an account's secret, as a request would meet them (empty when usable):
+    the token, the EncodingAESKeys (43 letters or digits), the tolerance and encryption flags."""
+    problems: list[str] = []
+    for name in ("encodingAesKey", "previousEncodingAesKey"):
+        key = secret.get(name)
+        if key:
+            try:
+                wechat_crypto.aes_key(key)
+            except ValueError as exc:
+                return [f"field {name!r}: {exc} (copy it again from the admin console, 基本配置)"]
+    try:
+        config = _account_config(Account(mapping.source, "check", mapping, secret), mapping.options or {})
+    except Unavailable as exc:
+        problems.append(exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message)
+    else:
+        if config.aes_keys and not config.app_id:
+            problems.append("an account with encodingAesKey needs appId to decrypt pushes")
+    return problems
+
+
 def check_config(mapping: MappingFile) -> list[str]:
     """Problems with the wechat-specific parts of a mapping file (used by check-config)."""
     problems = []
