@@ -222,3 +222,68 @@ def test_taobao(setup: Setup) -> None:
         return setup.post(again.url(setup.stack.gateway), again.body, again.headers)
 
     replay_then_redeliver(setup, send, lambda: setup.write("taobao", text), tid)
+
+
+# -- inspect before you act (item 2) -------------------------------------------------------------
+
+
+def test_dry_runs_show_what_would_happen_and_show_prints_the_payload_for_map(setup: Setup, tmp_path: Path) -> None:
+    setup.write("hub", HUB_MAPPING.replace("RULE_PLACEHOLDER", ""))
+    commit = secrets.token_hex(20)
+    body = json.dumps({"ref": "refs/heads/dev", "sender": {"id": 7},
+                       "head_commit": {"id": commit, "timestamp": "2026-12-04T11:00:00+08:00"}}).encode()
+    signature = "sha256=" + hmac.new(HUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
+    headers = {"content-type": "application/json", "x-github-event": "push", "x-hub-signature-256": signature}
+    assert setup.post(f"{setup.stack.gateway}/webhooks/hub/demo", body, headers)["outcome"]["unmapped"] == 1
+
+    before = setup.run("replay", "unmapped", "--dry-run")
+    assert before.returncode == 1  # it would still be kept
+    (entry,) = json.loads(before.stdout)["wouldReplay"]
+    message_id = entry["messageId"]
+    assert entry["now"][0]["status"] == "unmapped" and "no rule matched" in entry["now"][0]["reason"]
+    assert f"{message_id} message #1: still unmapped: no rule matched this message" in before.stderr
+
+    raw = tmp_path / "push.json"
+    shown = setup.run("unmapped", "show", message_id, "--raw", str(raw))
+    assert shown.returncode == 0, shown.stderr
+    record = json.loads(shown.stdout)
+    assert record["headers"]["x-github-event"] == "push" and "x-hub-signature-256" not in record["headers"]
+    assert json.loads(record["payload"])["head_commit"]["id"] == commit and raw.read_bytes() == body
+    assert "dmhub-adapter map hub" in shown.stderr and "--header x-github-event:push" in shown.stderr
+
+    setup.write("hub", HUB_MAPPING.replace("RULE_PLACEHOLDER", HUB_PUSH_RULE))
+    mapped = setup.run("map", "hub", str(raw), "--header", "X-GitHub-Event:push")
+    assert mapped.returncode == 0, mapped.stderr
+    assert json.loads(mapped.stdout)[0]["event"]["event"] == "c_hub_push"
+    ping = setup.run("map", "hub", str(raw), "--header", "X-GitHub-Event:ping")
+    assert ping.returncode == 1 and "no rule matched" in ping.stderr
+
+    after = setup.run("replay", "unmapped", "--dry-run", "--id", message_id)
+    assert after.returncode == 0, after.stderr
+    assert (f"{message_id} message #1: would deliver c_hub_push [hub:demo:push|{commit}] (rule 'push')"
+            in after.stderr)
+    assert setup.events(commit) == []  # a dry run changes nothing
+    assert setup.run("replay", "unmapped", "--id", message_id).returncode == 0
+    wait_for(lambda: setup.events(commit), 25, what="the replayed push")
+
+
+def test_dlq_dry_run_and_show(setup: Setup) -> None:
+    refusal = {"code": 400, "message": "event type unknown"}
+    httpx.post(f"{setup.stack.dmhub}/_emulator/fail-next",
+               json={"count": 1, "status": 400, "endpoint": "events.create", "body": refusal}, timeout=10)
+    openid = "oDlqShow" + secrets.token_urlsafe(16)[:20]
+    sample = build_sample("wechat-follow", WECHAT, openid=openid)
+    setup.post(sample.url(setup.stack.gateway), sample.body, sample.headers)
+
+    def dead_lettered() -> list[dict[str, Any]]:
+        result = setup.run("replay", "dlq", "--dry-run")
+        return [m for m in json.loads(result.stdout).get("wouldReplay", []) if openid in str(m.get("externalId"))]
+
+    (entry,) = wait_for(dead_lettered, 25, what="the dead-lettered event")
+    assert entry["now"] == "valid: would go back to EventQueue" and entry["failure"]
+    shown = setup.run("dlq", "show", entry["messageId"])
+    assert shown.returncode == 0, shown.stderr
+    body = json.loads(shown.stdout)["body"]
+    assert openid in body["event"]["externalId"] and body["failure"]["reason"]
+    assert setup.run("replay", "dlq", "--id", entry["messageId"]).returncode == 0
+    wait_for(lambda: setup.events(openid), 25, what="the event delivered after the DLQ replay")
