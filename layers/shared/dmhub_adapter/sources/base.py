@@ -64,6 +64,15 @@ class RequestNames:
     query: frozenset[str] = frozenset()
 
 
+@dataclass(frozen=True)
+class SignedParts:
+    """A request as the platform would send it, signed by a tool (``dmhub-adapter send``)."""
+
+    body: bytes
+    headers: dict[str, str]
+    raw_query: str
+
+
 @dataclass
 class IngestOutcome:
     """What the pipeline did with an inbound payload; sources shape their reply from it."""

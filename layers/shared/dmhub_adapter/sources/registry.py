@@ -7,7 +7,9 @@ An adapter module ``dmhub_adapter.sources.<adapter>`` exposes:
   own config blocks such as ``verification``), used by ``check-config`` and at load time;
 - optionally ``check_secret(mapping, secret) -> list[str]`` and ``secret_fields(mapping) ->
   list[str]``: what an account's secret needs and may hold, checked by ``dev`` at start-up and
-  by ``accounts put`` (:func:`check_account_secret`).
+  by ``accounts put`` (:func:`check_account_secret`);
+- optionally ``sign_request(mapping, secret, body, headers, query, now) -> SignedParts``: the
+  request as the platform would sign it (``dmhub-adapter send``; :func:`sign_for`).
 
 The mapping loader (:mod:`dmhub_adapter.mapping.config`) knows nothing of adapters; this
 module runs both checks, so a file is accepted only when its rules and its adapter blocks are
@@ -25,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, mapping_path, parse_mapping
-from dmhub_adapter.sources.base import Source
+from dmhub_adapter.sources.base import SignedParts, Source
 
 _ADAPTER_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _built: dict[tuple[str, int], Source] = {}
@@ -74,6 +76,17 @@ def check_account_secret(mapping: MappingFile, secret: Any) -> list[str]:
             problems.append(f"unknown field {name!r}{hint}; {mapping.source} secrets hold "
                             f"{', '.join(sorted(known)) or 'no fields'}")
     return problems
+
+
+def sign_for(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+             query: Mapping[str, str], now: float) -> SignedParts:
+    """Sign ``body`` for ``mapping``'s source the way its adapter or verification block says;
+    raises ``ValueError`` when the adapter cannot sign (or says what is missing)."""
+    sign = getattr(_adapter_module(mapping.adapter), "sign_request", None)
+    if sign is None:
+        raise ValueError(f"adapter {mapping.adapter!r} has no signer")
+    signed: SignedParts = sign(mapping, secret, body, headers, query, now)
+    return signed
 
 
 def parse_source_mapping(text: str, file: str) -> MappingFile:

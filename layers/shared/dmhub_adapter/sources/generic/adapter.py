@@ -34,7 +34,7 @@ from dmhub_adapter.mapping.config import MappingFile, ValueSpec, block_problems
 from dmhub_adapter.mapping.engine import MappingError, _compile_value, decode_message, split_messages
 from dmhub_adapter.mapping.functions import compile_expression, is_false, search
 from dmhub_adapter.sources import payloads
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames, SignedParts
 from dmhub_adapter.sources.generic import signatures
 from dmhub_adapter.validation import StrictModel
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
@@ -345,6 +345,57 @@ def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
         except Unavailable as exc:
             problems.append(exc.message)
     return problems
+
+
+def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+                 query: Mapping[str, str], now: float) -> SignedParts:
+    """``body`` signed the way the file's ``verification`` says: the timestamp set to ``now`` in
+    the scheme's format, a missing signed delivery id (a name ending in ``id``) generated, then
+    the signature put where the scheme reads it. Raises ``ValueError`` for what cannot be signed
+    here (an ed25519 scheme needs the sender's private key; a signed value nobody gave)."""
+    import secrets as random
+    from urllib.parse import urlencode
+
+    scheme = GenericSource(mapping).verification
+    headers = {k.lower(): v for k, v in headers.items()}
+    query = dict(query)
+    content_type = {"json": "application/json", "xml": "application/xml",
+                    "form": "application/x-www-form-urlencoded"}.get(mapping.format, "application/json")
+    headers.setdefault("content-type", content_type)
+    if not isinstance(scheme, signatures.SignatureScheme):
+        return SignedParts(body=body, headers=headers, raw_query=urlencode(query))
+    if scheme.algorithm == "ed25519":
+        raise ValueError("an ed25519 scheme is signed with the sender's private key, which no account secret holds")
+    if scheme.timestamp is not None:
+        stamp = signatures.format_timestamp(scheme.timestamp, now)
+        if scheme.timestamp.header:
+            headers[scheme.timestamp.header.lower()] = stamp
+        elif scheme.timestamp.query:
+            query[scheme.timestamp.query] = stamp
+        else:
+            raise ValueError("the scheme reads its timestamp from a body field: put it in the payload")
+    for part in scheme.signed:
+        if part.header and part.header.lower() not in headers:
+            if not part.header.lower().endswith("id"):
+                raise ValueError(f"the signature covers header {part.header!r}: give it with --header")
+            headers[part.header.lower()] = "msg_" + random.token_hex(12)
+        if part.query and part.query not in query:
+            if not part.query.lower().endswith("id"):
+                raise ValueError(f"the signature covers query parameter {part.query!r}: give it with --query")
+            query[part.query] = random.token_hex(12)
+    fields: dict[str, Any] = {}
+    if GenericSource(mapping)._needs_fields:
+        parsed = payloads.parse_body(body, mapping.format, "utf-8")
+        fields = parsed if isinstance(parsed, dict) else {}
+    value = signatures.sign(scheme, signatures.SignedRequest(body=body, headers=headers, query=query, fields=fields,
+                                                             received_at=now), secret)
+    if scheme.signature.header:
+        headers[scheme.signature.header.lower()] = value
+    elif scheme.signature.query:
+        query[scheme.signature.query] = value
+    else:
+        raise ValueError("the scheme reads the signature from a body field: sign it into the payload yourself")
+    return SignedParts(body=body, headers=headers, raw_query=urlencode(query))
 
 
 class GenericSource:

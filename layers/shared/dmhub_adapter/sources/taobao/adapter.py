@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.converters import load_json, parse_gmt8
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames, SignedParts
 from dmhub_adapter.sources.payloads import check_size, decode_text, text_codec
 from dmhub_adapter.sources.taobao.signing import SIGN_METHODS, SignMethod, top_sign
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
@@ -90,6 +90,18 @@ def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
     return [f"needs a non-empty {name!r}" for name in ("appKey", "appSecret")
             if not isinstance(secret.get(name), (str, int)) or isinstance(secret.get(name), bool)
             or str(secret.get(name)) == ""]
+
+
+def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+                 query: Mapping[str, str], now: float) -> SignedParts:
+    """``body`` (TMC messages) signed as a relay sends it (TOP ``sign`` over the query and body;
+    ``query`` may carry ``sign_method`` and extra parameters)."""
+    from dmhub_adapter.sources.taobao.signing import signed_request
+
+    extra = {k: v for k, v in query.items() if k != "sign_method"}
+    raw_query = signed_request(secret, body, query.get("sign_method", "md5"), now, extra_params=extra)
+    return SignedParts(body=body, headers={"content-type": "application/json; charset=utf-8", **headers},
+                       raw_query=raw_query)
 
 
 def check_config(mapping: MappingFile) -> list[str]:

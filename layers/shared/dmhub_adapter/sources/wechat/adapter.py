@@ -38,7 +38,7 @@ from dmhub_adapter.errors import (
     WebhookError,
 )
 from dmhub_adapter.mapping.config import MappingFile
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames, SignedParts
 from dmhub_adapter.sources.payloads import check_size
 from dmhub_adapter.sources.wechat import crypto as wechat_crypto
 from dmhub_adapter.sources.xml import XmlError, parse_xml
@@ -169,6 +169,18 @@ def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
         if config.aes_keys and not config.app_id:
             problems.append("an account with encodingAesKey needs appId to decrypt pushes")
     return problems
+
+
+def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+                 query: Mapping[str, str], now: float) -> SignedParts:
+    """``body`` (a plaintext push) signed as WeChat sends it: encrypted in safe mode when the
+    secret has encodingAesKey and appId (``query`` ``encrypt_type=raw`` asks for plaintext)."""
+    from dmhub_adapter.sources.wechat.signing import signed_request
+
+    keyed = bool(secret.get("encodingAesKey") and secret.get("appId"))
+    mode: Mode = "safe" if keyed and query.get("encrypt_type", "aes") != "raw" else "plain"
+    raw_query, signed = signed_request(secret, body, mode, int(now))
+    return SignedParts(body=signed, headers={"content-type": "text/xml", **headers}, raw_query=raw_query)
 
 
 def check_config(mapping: MappingFile) -> list[str]:
