@@ -61,7 +61,8 @@ def test_send_signs_a_payload_file_for_any_source(stack: RunningStack, tmp_path:
     result = run(stack, "send", "standard-webhooks", "demo", str(payload), "--header", "webhook-id:msg_sendtest1")
     assert result.returncode == 0, result.stderr
     assert "outcome: enqueued 1" in result.stderr
-    assert "trace: dmhub-adapter trace standard-webhooks demo 'standard-webhooks:demo:swh|msg_sendtest1'" in result.stderr
+    trace = "trace: dmhub-adapter trace standard-webhooks demo 'standard-webhooks:demo:swh|msg_sendtest1'"
+    assert trace in result.stderr
     again = run(stack, "send", "standard-webhooks", "demo", str(payload), "--header", "webhook-id:msg_sendtest1")
     assert "outcome: duplicate 1" in again.stderr  # re-signed with a new timestamp, same delivery id
 
