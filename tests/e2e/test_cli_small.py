@@ -55,7 +55,7 @@ def test_events_query_shows_the_newest_and_says_how_many_it_cut(stack: RunningSt
     assert result.returncode == 0, result.stderr
     events = json.loads(result.stdout)
     assert len(events) == 2 and events[0]["id"] > events[1]["id"]
-    assert "oQueryOrder2" in events[0]["externalId"]  # the newest first
+    assert events[0]["id"] == max(e["id"] for e in stack.emulator_state()["events"])  # the newest first
     assert f"showing 2 of {total} event(s), newest first (--max N for more)" in result.stderr
 
 
@@ -67,9 +67,35 @@ def test_a_closed_pipe_is_no_traceback(stack: RunningStack) -> None:
 
 
 @pytest.mark.parametrize("args", [("events", "query"), ("replay", "dlq"), ("trace", "wechat", "demo", "x"),
-                                  ("replay", "unmapped", "--dry-run")])
+                                  ("replay", "unmapped", "--dry-run"), ("status",)])
 def test_without_a_stack_environment_commands_say_which_command_sets_it(args: tuple[str, ...]) -> None:
     result = subprocess.run(cli(*args), capture_output=True, text=True, env=BARE, timeout=60, check=False)
     assert result.returncode != 0
     assert 'eval "$(dmhub-adapter dev --print-env)"' in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_status_shows_depths_ages_claims_and_the_token(stack: RunningStack) -> None:
+    stack.control("fail-next", {"count": 1, "status": 400, "endpoint": "events.create",
+                                "body": {"code": 400, "message": "no such event type"}})
+    sample = build_sample("wechat-follow", WECHAT, openid="oStatusDlq" + "s" * 18)
+    httpx.post(sample.url(stack.gateway), content=sample.body, headers=sample.headers, timeout=30)
+
+    def report() -> dict[str, object] | None:
+        result = subprocess.run(cli("status", "--json"), capture_output=True, text=True, env=stack_env(stack),
+                                timeout=60, check=False)
+        assert result.returncode == 0, result.stderr
+        data = json.loads(result.stdout)
+        dlq = next(q for q in data["queues"] if q["queue"] == "DeadLetterQueue")
+        return data if dlq["waiting"] >= 1 else None
+
+    data = wait_for(report, 20, what="the dead-lettered event in status")
+    queues = {q["queue"]: q for q in data["queues"]}  # type: ignore[attr-defined]
+    assert set(queues) == {"EventQueue", "DeadLetterQueue", "UnmappedQueue"}
+    assert queues["DeadLetterQueue"]["oldestAgeSeconds"] is not None and queues["DeadLetterQueue"]["ageFrom"]
+    assert data["claims"]["FAILED"] >= 1 and data["claims"]["DELIVERED"] >= 1  # type: ignore[index]
+    assert data["dmhubToken"]["ageSeconds"] >= 0  # type: ignore[index]
+    assert str(data["stack"]).startswith("local (")
+    text = subprocess.run(cli("status"), capture_output=True, text=True, env=stack_env(stack), timeout=60,
+                          check=False).stdout
+    assert "DeadLetterQueue" in text and "waiting" in text and "DM Hub token     fetched" in text
