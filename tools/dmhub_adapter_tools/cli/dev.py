@@ -21,7 +21,9 @@ def register(subparsers: Any) -> None:
         "Ctrl-C or SIGTERM stops everything it started.",
     )
     parser.add_argument("--accounts", metavar="FILE", help="accounts YAML (default: the packaged demo accounts)")
-    parser.add_argument("--port", type=int, default=3000, help="gateway port on 127.0.0.1 (default 3000; 0 = any)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="gateway port on 127.0.0.1 (default 3000; 0 = any); with --print-env the port of the "
+                        "stack to describe (default $DMHUB_ADAPTER_PORT, else 3000)")
     parser.add_argument("--moto-port", type=int, default=None, help="moto_server port (default: a free one)")
     parser.add_argument("--emulator-port", type=int, default=None, help="DM Hub emulator port (default: a free one)")
     parser.add_argument(
@@ -61,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     from dmhub_adapter_tools.local.stack import DevOptions, DevStack
 
     if args.print_env:
-        return print_env(args.port)
+        return print_env(args.port if args.port is not None else _port_from_env())
+    if args.port is None:
+        args.port = 3000
     if not 0 <= args.poll_wait <= 20:
         raise CommandError("--poll-wait must be between 0 and 20")
     if not 1 <= args.batch_size <= 10:
@@ -127,6 +131,12 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     print("stopped.", flush=True)
     return 0  # Ctrl-C / SIGTERM is how this command is meant to end
+
+
+def _port_from_env() -> int:
+    """``$DMHUB_ADAPTER_PORT`` (what ``--print-env`` exports), else 3000."""
+    value = os.environ.get("DMHUB_ADAPTER_PORT", "")
+    return int(value) if value.isdigit() else 3000
 
 
 def check_mappings_dir(directory: str) -> str:

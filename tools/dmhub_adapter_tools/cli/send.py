@@ -10,7 +10,7 @@ import sys
 import time
 from typing import Any
 
-from dmhub_adapter_tools.cli.send_sample import DEFAULT_GATEWAY
+from dmhub_adapter_tools.cli.send_sample import DEFAULT_GATEWAY, default_gateway
 
 
 def register(subparsers: Any) -> None:
@@ -30,8 +30,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--query", action="append", default=[], metavar="k=v",
                         help="extra query parameter (repeatable)")
     parser.add_argument("--accounts", metavar="FILE", help="accounts YAML (default: the packaged demo accounts)")
-    parser.add_argument("--gateway", default=os.environ.get("DMHUB_ADAPTER_GATEWAY") or DEFAULT_GATEWAY,
-                        help=f"gateway base URL (default: $DMHUB_ADAPTER_GATEWAY or {DEFAULT_GATEWAY})")
+    parser.add_argument("--gateway", default=default_gateway(),
+                        help=f"gateway base URL (default: $DMHUB_ADAPTER_GATEWAY, else $DMHUB_ADAPTER_PORT, else "
+                        f"{DEFAULT_GATEWAY})")
     parser.add_argument("--repeat", type=int, default=1, metavar="N", help="send the same signed request N times")
     parser.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout in seconds (default 30)")
     parser.set_defaults(func=run)

@@ -11,6 +11,13 @@ from typing import Any
 DEFAULT_GATEWAY = "http://127.0.0.1:3000"
 
 
+def default_gateway() -> str:
+    """``$DMHUB_ADAPTER_GATEWAY``, else the local gateway on ``$DMHUB_ADAPTER_PORT``, else :3000."""
+    port = os.environ.get("DMHUB_ADAPTER_PORT", "")
+    return os.environ.get("DMHUB_ADAPTER_GATEWAY") or (f"http://127.0.0.1:{port}" if port.isdigit()
+                                                       else DEFAULT_GATEWAY)
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "send-sample",
@@ -23,8 +30,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--list", action="store_true", help="list the sample names and exit")
     parser.add_argument(
         "--gateway",
-        default=os.environ.get("DMHUB_ADAPTER_GATEWAY") or DEFAULT_GATEWAY,
-        help=f"gateway base URL (default: $DMHUB_ADAPTER_GATEWAY or {DEFAULT_GATEWAY})",
+        default=default_gateway(),
+        help=f"gateway base URL (default: $DMHUB_ADAPTER_GATEWAY, else $DMHUB_ADAPTER_PORT, else {DEFAULT_GATEWAY})",
     )
     parser.add_argument("--account", default=None,
                         help="account name (default: the sample's demo account: demo, or demo-plain for "
