@@ -230,6 +230,10 @@ def resolve_record(record: Mapping[str, Any], *, s3: Any | None = None) -> Mappi
 
 
 def record_payload(record: Mapping[str, Any]) -> bytes:
+    """The original body bytes of an unmapped record, decoded from its stored encoding.
+
+    Raises `RecordError` when the record has no payload or an encoding this version cannot read.
+    """
     payload = record.get("payload")
     if not isinstance(payload, str):
         raise RecordError("record has no payload")

@@ -65,6 +65,7 @@ class RetryLater(Exception):  # it is an outcome, not a bug
 
 @dataclass(frozen=True)
 class RecordResult:
+    """What became of one SQS record: its outcome, the attempts it took and DM Hub's event id when delivered."""
     message_id: str
     outcome: RecordOutcome
     attempts: int
@@ -122,6 +123,7 @@ def parse_body(body: str) -> tuple[dict[str, Any] | None, QueuedEvent]:
 
 
 def failure_block(reason: str, *, kind: str, field_errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The `failure` block a dead-lettered message carries: the reason, its kind and DM Hub's field errors."""
     return {
         "reason": reason,
         "kind": kind,
@@ -131,6 +133,16 @@ def failure_block(reason: str, *, kind: str, field_errors: list[dict[str, Any]] 
 
 
 class Sender:
+    """Delivers one SQS batch to DM Hub and reports partial batch failures.
+
+    Each message is claimed, sent with retries inside the invocation's time, and dead-lettered
+    when it cannot succeed.
+
+    Example::
+
+        sender = Sender(dmhub=client, resolver=resolver, claims=claims, dead_letter_queue_url=dlq_url)
+        response, stats = sender.process_batch(event, context)
+    """
     def __init__(
         self,
         *,
@@ -272,6 +284,7 @@ class Sender:
     # -- a batch ------------------------------------------------------------------------------
 
     def deadline_for(self, remaining_ms: int | None) -> float:
+        """The monotonic time by which the batch must stop: the remaining time less the safety margin."""
         budget = DEFAULT_BUDGET_SECONDS if remaining_ms is None else remaining_ms / 1000
         return time.monotonic() + budget - self.policy.safety_margin
 

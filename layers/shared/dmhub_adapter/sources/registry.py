@@ -68,8 +68,9 @@ def check_account_secret(mapping: MappingFile, secret: Any) -> list[str]:
     fields = getattr(module, "secret_fields", None)
     if fields is not None:
         known = set(fields(mapping))
-        if mapping.account_binding is not None:
-            known.add(mapping.account_binding.secret)
+        bindings = mapping.account_binding
+        for binding in bindings if isinstance(bindings, list) else [bindings] if bindings is not None else []:
+            known.add(binding.secret)
         for name in sorted(set(secret) - known):
             close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""

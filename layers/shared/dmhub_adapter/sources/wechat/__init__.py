@@ -8,10 +8,9 @@ from dmhub_adapter.sources.wechat.adapter import (
     check_config,
     check_secret,
     secret_fields,
-    sign_request,
 )
 from dmhub_adapter.sources.wechat.crypto import encrypt, sign
-from dmhub_adapter.sources.wechat.signing import handshake_query, signed_request
+from dmhub_adapter.sources.wechat.signing import handshake_query, sign_request, signed_request
 from dmhub_adapter.sources.xml import parse_xml
 
 __all__ = [

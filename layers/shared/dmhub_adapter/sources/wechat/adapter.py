@@ -38,7 +38,7 @@ from dmhub_adapter.errors import (
     WebhookError,
 )
 from dmhub_adapter.mapping.config import MappingFile
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames, SignedParts
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames
 from dmhub_adapter.sources.payloads import check_size
 from dmhub_adapter.sources.wechat import crypto as wechat_crypto
 from dmhub_adapter.sources.xml import XmlError, parse_xml
@@ -171,18 +171,6 @@ def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
-                 query: Mapping[str, str], now: float) -> SignedParts:
-    """``body`` (a plaintext push) signed as WeChat sends it: encrypted in safe mode when the
-    secret has encodingAesKey and appId (``query`` ``encrypt_type=raw`` asks for plaintext)."""
-    from dmhub_adapter.sources.wechat.signing import signed_request
-
-    keyed = bool(secret.get("encodingAesKey") and secret.get("appId"))
-    mode: Mode = "safe" if keyed and query.get("encrypt_type", "aes") != "raw" else "plain"
-    raw_query, signed = signed_request(secret, body, mode, int(now))
-    return SignedParts(body=signed, headers={"content-type": "text/xml", **headers}, raw_query=raw_query)
-
-
 def check_config(mapping: MappingFile) -> list[str]:
     """Problems with the wechat-specific parts of a mapping file (used by check-config)."""
     problems = []
@@ -301,6 +289,7 @@ class WeChatSource:
             raise Unauthorized("this signature was already used with another body", code="signature_reused")
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
+        """Answer WeChat's URL check: verify the query signature and echo `echostr`."""
         config = _account_config(account, self.options)
         signed = self._verify_query(request, config)
         echostr = request.query.get("echostr")
@@ -319,6 +308,7 @@ class WeChatSource:
         )
 
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
+        """Verify the push (signature, window, binding), decrypt it in safe mode and parse the message XML."""
         check_size(request.body, self.max_body_bytes)
         config = _account_config(account, self.options)
         signed = self._verify_query(request, config)
@@ -402,9 +392,11 @@ class WeChatSource:
 
     def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
         # "success" needs no encryption even in safe mode, and stops WeChat's retries.
+        """Plain `success`, which WeChat accepts in every mode and which stops its retries."""
         return WebhookResponse(status=200, body="success", content_type="text/plain; charset=utf-8")
 
     def error_reply(self, request: WebhookRequest | None, error: WebhookError) -> WebhookResponse:
+        """The error's JSON body with its status."""
         return json_response(error.status, error.to_body())
 
     def __repr__(self) -> str:
@@ -412,4 +404,5 @@ class WeChatSource:
 
 
 def build(mapping: MappingFile) -> WeChatSource:
+    """The registry's factory for the WeChat source."""
     return WeChatSource(mapping)
