@@ -167,3 +167,22 @@ def test_no_shipped_source_asks_to_keep_its_signature(source: str) -> None:
     assert not signature_names & {*names.headers, *names.query}
     if source == "standard-webhooks":
         assert names.headers == {"webhook-id", "webhook-timestamp", "svix-id", "svix-timestamp"}
+
+
+def test_a_record_kept_before_headers_were_kept_replays_to_its_live_externalid() -> None:
+    """A Standard Webhooks record without the webhook-id header (kept by an older version) still
+    has the value in its context; the dry run (and the replay) use it: swh|msg_…, not swh|type|time."""
+    from dmhub_adapter_tools.cli.replay import preview_record
+
+    body = '{"type":"invoice.paid","timestamp":"2026-12-04T10:00:00Z","data":{"id":"i1","customer":{"id":"c1"}}}'
+    legacy = {"version": 1, "source": "standard-webhooks", "account": "demo", "payload": body,
+              "payload_encoding": "utf-8", "payload_type": "application/json",
+              "headers": {"content-type": "application/json"}, "reasons": ["message #1: no rule matched"],
+              "received_at": 1796398000.0, "request_id": "r1", "context": {"request": {"webhookId": "msg_legacy1"}}}
+
+    (preview,) = preview_record(legacy)
+
+    assert preview["status"] == "deliver"
+    assert preview["events"][0]["externalId"] == "standard-webhooks:demo:swh|msg_legacy1"
+    without = {**legacy, "context": {}}
+    assert preview_record(without)[0]["events"][0]["externalId"].startswith("standard-webhooks:demo:swh|invoice.paid|")

@@ -40,10 +40,12 @@ def _request(source: str, account: str, data: bytes) -> WebhookRequest:
     return WebhookRequest(method="POST", source=source, account=account, body=data, received_at=time.time())
 
 
-def preview_messages(adapter: Any, request: WebhookRequest, secret: Any = None) -> list[dict[str, Any]]:
+def preview_messages(adapter: Any, request: WebhookRequest, secret: Any = None,
+                     record: Any = None) -> list[dict[str, Any]]:
     """What a delivery of ``request`` would become, per message, with today's mapping and no
     side effect: ``deliver`` (the events with their DM Hub externalIds), ``skip``, ``unmapped`` or
-    ``rejected`` with the reason. Raises :class:`DryRunError` when the payload does not parse."""
+    ``rejected`` with the reason (``record``: the unmapped record it was rebuilt from, whose kept
+    request values fill gaps). Raises :class:`DryRunError` when the payload does not parse."""
     from pydantic import ValidationError
 
     from dmhub_adapter.ingest.external_ids import namespaced
@@ -53,6 +55,10 @@ def preview_messages(adapter: Any, request: WebhookRequest, secret: Any = None) 
         inbound = adapter.parse_unverified(request, Account(adapter.name, request.account, adapter.mapping, secret))
     except WebhookError as exc:
         raise DryRunError(f"the payload cannot be parsed: {exc.message}") from exc
+    if record is not None:
+        from dmhub_adapter_tools.replay import restore_request_values
+
+        restore_request_values(record, inbound)
     meta = {"source": adapter.name, "account": request.account, "received_at": int(request.received_at)}
     previews: list[dict[str, Any]] = []
     for index, result in enumerate(map_payload(adapter.mapping, inbound.messages, meta), 1):

@@ -232,13 +232,14 @@ def preview_record(record: dict[str, Any]) -> list[dict[str, Any]]:
     from dmhub_adapter_tools.replay import ReplayError
 
     try:
-        request = request_from_record(resolve_record(record))
+        full = resolve_record(record)
+        request = request_from_record(full)
     except RecordError as exc:
         raise ReplayError(str(exc)) from exc
     source = source_for(request.source, Settings.from_env().mappings_dir)
     if source is None:
         raise ReplayError(f"source {request.source!r} has no mapping config any more")
-    return preview_messages(source, request)
+    return preview_messages(source, request, record=full)
 
 
 def unmapped_handler(summary: ReplaySummary) -> Handler:
