@@ -476,11 +476,36 @@ def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
         return []
     problems = [f"needs a non-empty {name!r} (verification of {mapping.source!r})"
                 for name in scheme.secret_fields() if not str(secret.get(name) or "")]
-    if not problems and scheme.key is not None:
+    if not problems and scheme.key is not None and scheme.key.decode == "pem":
+        problems.extend(_pem_problems(scheme, secret))
+    elif not problems and scheme.key is not None:
         try:
             signatures.account_keys(scheme, secret)
         except Unavailable as exc:
             problems.append(exc.message)
+    return problems
+
+
+def _pem_problems(scheme: signatures.SignatureScheme, secret: Mapping[str, Any]) -> list[str]:
+    """Public keys (or certificates) that do not load: a field of PEM text, or with ``key.select``
+    a mapping of key id to PEM."""
+    assert scheme.key is not None
+    problems: list[str] = []
+    for index, name in enumerate(scheme.key.secret):
+        value = secret.get(name)
+        if index > 0 and not value:
+            continue
+        entries = value.items() if isinstance(value, Mapping) else [(None, value)]
+        if scheme.key.select is not None and not isinstance(value, Mapping):
+            problems.append(f"field {name!r} must map key ids (the request's "
+                            f"{signatures.header_names(scheme.key.select.header)[0]}) to PEM public keys")
+            continue
+        for key_id, pem in entries:
+            where = f"{name!r}" + (f" key {key_id!r}" if key_id is not None else "")
+            try:
+                signatures.load_rsa_public_key(str(pem))
+            except Exception as exc:  # cryptography raises ValueError and its own types
+                problems.append(f"field {where} is not a PEM public key or certificate ({type(exc).__name__})")
     return problems
 
 
