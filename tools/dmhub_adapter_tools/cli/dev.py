@@ -123,13 +123,13 @@ def run(args: argparse.Namespace) -> int:
                     raise CommandError(f"cannot write the ready file: {exc}") from exc
             stop.wait()
         finally:
-            print("stopping the local stack…", flush=True)
+            print("stopping the local stack…", flush=True, file=sys.stderr if args.json_lines else sys.stdout)
             stack.remove_ready_files()
             stack.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("stopped.", flush=True)
+    print("stopped.", flush=True, file=sys.stderr if args.json_lines else sys.stdout)
     return 0  # Ctrl-C / SIGTERM is how this command is meant to end
 
 
