@@ -497,16 +497,19 @@ def json_schema() -> dict[str, Any]:
                 "anyOf": [{"type": "string"}, {key: value for key, value in convert.items() if key != "default"}],
                 "description": convert.get("description", "") + "; one name or a list",
             }
-    if "ValueSpec" in definitions:
-        # every reference stays on ValueSpec, now the choice of forms; the object is one of them
-        definitions["ValueSpecObject"] = definitions.pop("ValueSpec")
-        definitions["ValueSpec"] = {
+    for name in ("ValueSpec", "AttributeSpec"):
+        if name not in definitions:
+            continue
+        # every reference stays on the name, now the choice of forms; the object is one of them
+        definitions[f"{name}Object"] = definitions.pop(name)
+        definitions[name] = {
             "description": "a value: a JMESPath expression (bare string), a literal (number, boolean, null, "
-            "or {value: ...}) or a template ({template: ...})",
+            "or {value: ...}) or a template ({template: ...})"
+            + ("; the object form may add kind: text, quantity or amount" if name == "AttributeSpec" else ""),
             "anyOf": [
                 {"type": "string", "description": "JMESPath expression (shorthand for {path: ...})"},
                 {"type": ["number", "boolean", "null"], "description": "literal (shorthand for {value: ...})"},
-                {"$ref": "#/$defs/ValueSpecObject"},
+                {"$ref": f"#/$defs/{name}Object"},
             ],
         }
     return schema
