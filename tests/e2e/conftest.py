@@ -79,6 +79,13 @@ class RunningStack:
         """The emulator endpoint events go to in this stack's mode."""
         return EVENT_ENDPOINTS[self.mode]
 
+    def refuse_next_event(self, status: int, body: Any) -> None:
+        """Have DM Hub refuse the next event call for good; in collector mode also the one-event
+        call the sender then makes to isolate it."""
+        endpoints = [self.event_endpoint] + (["collector.push"] if self.mode == "v1-collector" else [])
+        for endpoint in endpoints:
+            self.control("fail-next", {"count": 1, "status": status, "endpoint": endpoint, "body": body})
+
     @property
     def gateway(self) -> str:
         return str(self.info["gateway"])

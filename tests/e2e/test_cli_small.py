@@ -76,8 +76,7 @@ def test_without_a_stack_environment_commands_say_which_command_sets_it(args: tu
 
 
 def test_status_shows_depths_ages_claims_and_the_token(stack: RunningStack) -> None:
-    stack.control("fail-next", {"count": 1, "status": 400, "endpoint": "events.create",
-                                "body": {"code": 400, "message": "no such event type"}})
+    stack.refuse_next_event(400, {"code": 400, "message": "no such event type"})
     sample = build_sample("wechat-follow", WECHAT, openid="oStatusDlq" + "s" * 18)
     httpx.post(sample.url(stack.gateway), content=sample.body, headers=sample.headers, timeout=30)
 

@@ -75,7 +75,7 @@ def test_json_lines_carry_the_same_records(json_stack: RunningStack) -> None:
 def test_a_dead_lettered_event_is_said_so_with_its_reason_and_logged_as_the_sender(stack: RunningStack) -> None:
     wait_for(stack.drained, what="a quiet queue")
     refusal = {"code": 400, "message": "event type c_wechat_follow is not defined"}
-    stack.control("fail-next", {"count": 1, "status": 400, "endpoint": "events.create", "body": refusal})
+    stack.refuse_next_event(400, refusal)
     sample = build_sample("wechat-follow", WECHAT, openid="oDeadLetter" + "z" * 17)
     response = httpx.post(sample.url(stack.gateway), content=sample.body, headers=sample.headers, timeout=30)
     assert response.status_code == 200

@@ -50,8 +50,10 @@ def test_send_sample_prints_the_externalids_to_trace(stack: RunningStack, name: 
         return report if report["claim"] and report["claim"]["status"] in ("DELIVERED", "FAILED") else None
 
     report = wait_for(traced, 20, what="the claim's final status")
-    # doudian's identity may not be created: that one is dead-lettered, the others delivered
-    assert report["claim"]["status"] == ("FAILED" if name == "doudian-paid" else "DELIVERED")  # type: ignore[index]
+    # doudian's identity may not be created: with customerevents the sender resolves identities and
+    # dead-letters that one; identity-keyed modes (collector, v2) leave the binding to DM Hub
+    refused = name == "doudian-paid" and stack.mode == "v1-customerevents"
+    assert report["claim"]["status"] == ("FAILED" if refused else "DELIVERED")  # type: ignore[index]
 
 
 def test_send_signs_a_payload_file_for_any_source(stack: RunningStack, tmp_path: Path) -> None:
