@@ -154,6 +154,9 @@ class SenderSettings:
     ``SENDER_CONCURRENCY``          10       records of a batch sent at the same time
     ``SENDER_MAX_ATTEMPTS``         6        attempts per record and invocation
     ``SENDER_SAFETY_MARGIN_MS``     1000     time kept free before the Lambda timeout
+    ``DMHUB_MAX_REQUESTS_PER_SECOND``  unset  fleet-wide cap on DM Hub requests (unset: none)
+    ``SENDER_MAX_INSTANCES``        5        instances the event source runs at most (its
+                                             ``MaximumConcurrency``); the cap is shared by them
     ==============================  =======  ==============================================
     """
 
@@ -166,6 +169,8 @@ class SenderSettings:
     concurrency: int = 10
     max_attempts: int = 6
     safety_margin_seconds: float = 1.0
+    dmhub_max_requests_per_second: float | None = None
+    max_instances: int = 5
     observability: Observability = Observability("dmhub-adapter-sender", "DmhubAdapter", False)
 
     @classmethod
@@ -182,8 +187,21 @@ class SenderSettings:
             concurrency=env.integer("SENDER_CONCURRENCY", 10, low=1, high=100),
             max_attempts=env.integer("SENDER_MAX_ATTEMPTS", 6, low=1, high=100),
             safety_margin_seconds=env.integer("SENDER_SAFETY_MARGIN_MS", 1000, low=0, high=60_000) / 1000,
+            dmhub_max_requests_per_second=(
+                env.number("DMHUB_MAX_REQUESTS_PER_SECOND", 0.0, low=0.01, high=1e6)
+                if env.optional("DMHUB_MAX_REQUESTS_PER_SECOND") is not None
+                else None
+            ),
+            max_instances=env.integer("SENDER_MAX_INSTANCES", 5, low=1, high=1000),
             observability=Observability.read(env, "dmhub-adapter-sender"),
         )
+
+    @property
+    def dmhub_rate_per_instance(self) -> float | None:
+        """DM Hub requests per second this instance may start (None: no cap)."""
+        if self.dmhub_max_requests_per_second is None:
+            return None
+        return self.dmhub_max_requests_per_second / self.max_instances
 
     @property
     def dmhub_secret_name(self) -> str:

@@ -32,6 +32,12 @@ def register(subparsers: Any) -> None:
         help="comma separated registered custom event types; others are refused (default: any c_ type)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed of the fault and token randomness")
+    parser.add_argument(
+        "--count-per-second",
+        action="store_true",
+        help="record request arrival times; GET /_emulator/state then has \"rate\": requests per second "
+        "and the most in any one-second window",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log each request (path only)")
     parser.set_defaults(func=run)
 
@@ -62,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
             token_ttl=args.token_ttl,
             event_types=event_types,
             seed=args.seed,
+            count_per_second=args.count_per_second,
         )
     except ValidationError as exc:
         raise CommandError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
