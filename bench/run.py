@@ -5,7 +5,8 @@
 P1 warm ingest cost per event (library vs inline floor, target <= 2.0), P2 cold import of
 each handler (vs import boto3 + its clients, target <= 1.2), P3 sender throughput against
 the DM Hub emulator at 50 ms latency (vs concurrency / latency, target >= 0.9, and vs a
-sequential run), and the AWS / DM Hub requests each event costs. Everything runs on
+sequential run), the AWS / DM Hub requests each event costs, and the DM Hub rate cap on a
+simulated fleet of sender processes (busiest one-second window vs the cap). Everything runs on
 127.0.0.1: moto_server and the emulator run as child processes, as the services they stand for
 would (in-process they would share the GIL with the code measured).
 """
@@ -25,6 +26,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.common import fake_aws_environment, out, ratio_line
 
 P1_TARGET, P2_TARGET, P3_TARGET = 2.0, 1.2, 0.9
+#: the DM Hub rate cap the fleet bench checks (the capacity plan's assumption)
+CAP_REQUESTS_PER_SECOND = 100.0
 
 
 def p1(quick: bool) -> None:
@@ -102,15 +105,21 @@ def requests(quick: bool) -> None:
         + (", ".join(f"{k} {v:.2f}" for k, v in counts.dmhub_per_event.items()) or "none"))
 
 
+def cap(quick: bool) -> None:
+    from bench import rate_cap
+
+    rate_cap.report(CAP_REQUESTS_PER_SECOND, instances=5, seconds=2.0 if quick else 4.0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run; noisier figures)")
     parser.add_argument("--no-built", action="store_true", help="skip the .aws-sam/build cold-import figures")
-    parser.add_argument("--only", choices=("p1", "p2", "p3", "requests"), action="append",
+    parser.add_argument("--only", choices=("p1", "p2", "p3", "requests", "cap"), action="append",
                         help="run only these parts (repeatable)")
     args = parser.parse_args(argv)
     fake_aws_environment()
-    parts = args.only or ["p1", "p2", "p3", "requests"]
+    parts = args.only or ["p1", "p2", "p3", "requests", "cap"]
     if "p1" in parts:
         p1(args.quick)
     if "p2" in parts:
@@ -119,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         p3(args.quick)
     if "requests" in parts:
         requests(args.quick)
+    if "cap" in parts:
+        cap(args.quick)
     return 0
 
 
