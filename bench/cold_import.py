@@ -233,6 +233,49 @@ def measure_built(runs: int = 7) -> list[ColdResult]:
     return results
 
 
+def _importtime_program(name: str) -> _Program:
+    app = FUNCTIONS / name / "app.py"
+    env = {**ENV, "LAMBDA_TASK_ROOT": str(app.parent)}
+    return _Program(name, _handler_code(name, app, FIRST_REQUEST[name]), [str(LAYER_SOURCE)], env)
+
+
+def importtime_top(name: str, top: int = 10) -> list[tuple[str, float]]:
+    """``-X importtime`` of the handler's import + first request (checkout layer, warm
+    bytecode): the ``top`` top-level packages by the import time spent in their own modules
+    (milliseconds, summed over each package's modules)."""
+    program = _importtime_program(name)
+    with tempfile.TemporaryDirectory(prefix="dmhub-adapter-pycache-") as pycache:
+        _run(program, python=sys.executable, isolated=False, pycache=pycache, write=True)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_"))}
+        environment.update(program.env)
+        environment.update(PYTHONPATH=os.pathsep.join(program.path), PYTHONDONTWRITEBYTECODE="1",
+                           PYTHONPYCACHEPREFIX=pycache)
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", program.code], capture_output=True,
+                              text=True, env=environment, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"importtime run failed ({name}):\n{done.stderr[-2000:]}")
+    return aggregate_importtime(done.stderr, top)
+
+
+def aggregate_importtime(stderr: str, top: int = 10) -> list[tuple[str, float]]:
+    """Self time (ms) per top-level package from ``-X importtime`` output, largest first."""
+    totals: dict[str, float] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        parts = line[len("import time:"):].split("|")
+        if len(parts) != 3:
+            continue
+        self_us, _cumulative, module = parts
+        try:
+            self_ms = int(self_us) / 1000
+        except ValueError:  # the header line
+            continue
+        package = module.strip().split(".")[0]
+        totals[package] = totals.get(package, 0.0) + self_ms
+    return sorted(totals.items(), key=lambda item: item[1], reverse=True)[:top]
+
+
 if __name__ == "__main__":
     print(json.dumps([r.__dict__ for r in measure(3)], indent=1))
     print(json.dumps([r.__dict__ for r in measure_built(3)], indent=1))
