@@ -5,7 +5,7 @@ Each run is a new ``python`` process timing (perf_counter) the import of
 package's own code (boto3 clients from its client cache; the sender's DM Hub client, which
 holds an ``httpx.Client``). ``+first request`` also imports what the first request pulls in
 lazily (ingest: pipeline, sources, mapping engine, model, the secrets provider; sender: the
-runtime it builds, Powertools logging, metrics and batch processing), which is the real cold
+runtime it builds, Powertools logging and metrics, its batch processing), which is the real cold
 start. The floor is ``import boto3`` plus the same boto3 clients (sender: and an
 ``httpx.Client``).
 
@@ -44,7 +44,6 @@ FIRST_REQUEST = {
         "dmhub_adapter.ingest.pipeline",
         "dmhub_adapter.ingest.handoff",
         "dmhub_adapter.secrets",
-        "aws_lambda_powertools.utilities.parameters",
         "dmhub_adapter.apigw",
         "dmhub_adapter.ingest.metrics",
         "dmhub_adapter.store.claims",
@@ -58,8 +57,8 @@ FIRST_REQUEST = {
         "dmhub_adapter.sender.bootstrap",
         "aws_lambda_powertools.logging",
         "aws_lambda_powertools.metrics",
-        "aws_lambda_powertools.utilities.batch",
-        "aws_lambda_powertools.utilities.data_classes.sqs_event",
+        "dmhub_adapter.sender.core",
+        "dmhub_adapter.sender.batch",
     ),
 }
 
