@@ -6,12 +6,11 @@ import json
 import logging
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,19 +45,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def per_call(fn: Callable[[], Any], *, number: int, repeat: int = 7) -> float:
-    """Seconds per call: the median of ``repeat`` timed loops of ``number`` calls (after a warm-up)."""
-    for _ in range(max(1, number // 10)):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - started) / number)
-    return statistics.median(samples)
 
 
 @dataclass

@@ -93,9 +93,10 @@ def _queued(n: int, identity: int, run: str) -> dict[str, Any]:
 
 
 def _claim(bodies: list[dict[str, Any]], table: str) -> None:
+    from dmhub_adapter import aws as aws_clients
     from dmhub_adapter.store.claims import ClaimTable
 
-    claims = ClaimTable(table)
+    claims = ClaimTable(table, aws_clients.dynamodb())
     for body in bodies:
         claim = claims.claim(body["claim_key"])
         if claim.acquired and claim.lease is not None:
