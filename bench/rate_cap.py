@@ -30,6 +30,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, out
+from dmhub_adapter.sender.pacing import HEADROOM
 
 BATCH = 10
 IDENTITIES = 10
@@ -152,7 +153,7 @@ def report(cap: float, *, instances: int = 5, seconds: float = 4.0) -> None:
         free = fleet(None, instances=instances, seconds=seconds)
         capped = fleet(cap, instances=instances, seconds=seconds)
     out(f"CAP DM Hub rate cap {cap:g} requests/s on a fleet of {instances} sender processes, {seconds:g} s each, "
-        f"emulator latency {LATENCY * 1e3:.0f} ms (pacing at {cap / instances:g}/s per instance)")
+        f"emulator latency {LATENCY * 1e3:.0f} ms (pacing at {HEADROOM:.0%} of {cap / instances:g}/s per instance)")
     for label, result in (("no cap", free), (f"cap {cap:g}", capped)):
         met = result.max_in_any_1s_window <= cap
         out(f"  {label:<10} most requests in any 1 s window {result.max_in_any_1s_window:>5}   "

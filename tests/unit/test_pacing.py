@@ -16,6 +16,7 @@ from dmhub_adapter.dmhub.client import DmhubClient, StaticToken
 from dmhub_adapter.dmhub.errors import RateLimited, TransportError
 from dmhub_adapter.sender.pacing import (
     DEFAULT_HOLD_SECONDS,
+    HEADROOM,
     PacedTransport,
     Pacer,
     PacerTimeout,
@@ -213,10 +214,13 @@ def test_a_wait_beyond_the_calls_time_fails_as_a_retryable_transport_error() -> 
     assert "PoolTimeout" in str(caught.value)
 
 
-def test_paced_transport_talks_http() -> None:
+def test_paced_transport_talks_http_and_keeps_headroom_for_jitter() -> None:
     transport = paced_transport(50, max_connections=2)
     assert isinstance(transport.inner, httpx.HTTPTransport)
-    assert transport.pacer.rate == 50
+    assert transport.pacer.rate == pytest.approx(50 * HEADROOM)
+    assert 0.9 <= HEADROOM < 1
+    # a start up to one slot late still leaves the busiest second within the share
+    assert math.ceil(50 * HEADROOM) <= 50 - 1
     transport.close()
 
 
@@ -273,7 +277,8 @@ def test_the_sender_is_paced_only_when_a_cap_is_set(cap: str | None, paced: bool
             transport = runtime.dmhub._http._transport
             assert isinstance(transport, PacedTransport) is paced
             if paced:
-                assert isinstance(transport, PacedTransport) and transport.pacer.rate == 20
+                assert isinstance(transport, PacedTransport)
+                assert transport.pacer.rate == pytest.approx(20 * HEADROOM)  # 60/s over 3 instances
         finally:
             runtime.close()
             aws.reset_clients()
