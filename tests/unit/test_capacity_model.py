@@ -76,7 +76,8 @@ def test_per_event_figures(inputs: dict[str, Any]) -> None:
     latency = assumed["aws_latency_ms"]
     share = min(1.0, 1024 * assumed["lambda_cpu_share"]["per_mb"])
     assert capacity.ingest_duration_ms(inputs, 1024) == pytest.approx(
-        measured["ingest_cpu_ms"] / share + 2 * latency["dynamodb"] + latency["sqs"])
+        measured["ingest_cpu_ms"] / share + measured["ingest_dynamodb_writes"] * latency["dynamodb"]
+        + measured["ingest_sqs_calls"] * latency["sqs"])
     assert capacity.cpu_share(4096, 1 / 1769) == 1.0  # one core at most
 
 
@@ -142,7 +143,7 @@ def test_lambda_concurrency_caps_the_ingest(inputs: dict[str, Any]) -> None:
 def test_dynamodb_throttles_beyond_a_new_tables_throughput_and_then_doubles(inputs: dict[str, Any]) -> None:
     writes = inputs["measured"]["ingest_dynamodb_writes"]
     wide = stack(routes={name: Route(10_000, 20_000) for name in ("wechat", "taobao", "generic")})
-    rate = 2500.0  # 5,000 WRU/s of ingest writes alone: over 4,000 until the table has doubled a peak
+    rate = 2500.0  # 5,000+ WRU/s of ingest writes alone: over 4,000 until the table has doubled a peak
     run = capacity.simulate({"title": "t", "phases": [[0, rate]], "horizon_hours": 1}, wide, inputs)
     assert run.dynamodb_over[10] == pytest.approx(run.dynamodb_wru[10] - 4000)
     assert run.dynamodb_wru[10] >= rate * writes
