@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tempfile
 import threading
 import time
@@ -397,15 +398,20 @@ class Backend:
         return pairs
 
     def find_claims(self, query: str, source: str = "", account: str = "") -> list[dict[str, Any]]:
-        """Claims matching a search: a full claim key, or an externalId under one or every
-        known source/account (one BatchGetItem, never a scan)."""
+        """Claims matching a search: a claim key (``source#account#key``), an externalId as DM Hub
+        holds it (``source:account:key``), or a mapping's key under one or every known
+        source/account (one BatchGetItem, never a scan)."""
         from dmhub_adapter.store.claims import claim_key
 
         query = query.strip()
         if not query:
             return []
+        namespaced = _NAMESPACED.match(query)
         if query.count("#") >= 2 and not (source or account):
             keys = [query]
+        elif namespaced and not namespaced.group(3).startswith("~sha256:"):
+            # the externalId as DM Hub holds it: {source}:{account}:{the mapping's key}
+            keys = [claim_key(*namespaced.groups())]
         elif source and account:
             keys = [claim_key(source, account, query)]
         else:
@@ -604,6 +610,7 @@ def preview_mapping(
             problems = next(iter(check_directory(scratch).values()), [])
             if problems:
                 result["config_errors"] = problems
+                result["config_fields"] = [pair for problem in problems for pair in _field_errors(problem)]
                 return result
             directory = scratch
         try:
@@ -642,16 +649,13 @@ def preview_mapping(
     return result
 
 
+_NAMESPACED = re.compile(r"^([a-z0-9-]+):([A-Za-z0-9_.-]+):(.+)$")
+_FIELD_PROBLEM = re.compile(r"field '([^']+)': (.*?)(?=; rule |$)")
+
+
 def _field_errors(reason: str | None) -> list[dict[str, str]]:
-    """Split a mapping failure into (field, problem) pairs where it names fields."""
-    if not reason:
-        return []
-    pairs = []
-    for part in reason.split("; "):
-        field_name, sep, problem = part.partition(": ")
-        if sep and " " not in field_name.strip().split(":")[-1].strip("'\""):
-            pairs.append({"field": field_name.rsplit(":", 1)[-1].strip(), "problem": problem})
-    return pairs
+    """The (field, problem) pairs a mapping failure or a check-config problem names."""
+    return [{"field": m.group(1), "problem": m.group(2)} for m in _FIELD_PROBLEM.finditer(reason or "")]
 
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
