@@ -279,14 +279,15 @@ class Backend:
                         "MetricName": metric,
                         "Dimensions": [{"Name": "service", "Value": self.target.stack_name}],
                     },
-                    "Period": 3600,
+                    "Period": 300,
                     "Stat": "Sum",
                 },
             }
             for key, metric in names.items()
         ]
+        # EndTime a minute ahead: the API truncates times, and the current second's points count too
         response = cloudwatch.get_metric_data(
-            MetricDataQueries=queries, StartTime=end - 3600, EndTime=end, ScanBy="TimestampDescending"
+            MetricDataQueries=queries, StartTime=end - 3600, EndTime=end + 60, ScanBy="TimestampDescending"
         )
         values = {r["Id"]: int(sum(r.get("Values") or [0])) for r in response.get("MetricDataResults", [])}
         result: dict[str, Any] = {key: values.get(key, 0) for key in names}
@@ -301,7 +302,7 @@ class Backend:
             MetricDataQueries=[{"Id": "m", "MetricStat": {
                 "Metric": {"Namespace": namespace, "MetricName": metric, "Dimensions": dimensions},
                 "Period": 60, "Stat": stat}}],
-            StartTime=end - 900, EndTime=end, ScanBy="TimestampDescending",
+            StartTime=end - 900, EndTime=end + 60, ScanBy="TimestampDescending",
         )
         for result in response.get("MetricDataResults", []):
             if result.get("Values"):
