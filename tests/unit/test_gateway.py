@@ -55,7 +55,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 def gateway(recorder: Recorder) -> Iterator[LocalGateway]:
     lines: list[str] = []
-    server = LocalGateway(recorder, port=0, on_request=lines.append).start()
+    server = LocalGateway(recorder, port=0, on_request=lambda record: lines.append(record.text())).start()
     server.lines = lines  # type: ignore[attr-defined]
     try:
         yield server
@@ -274,3 +274,47 @@ def test_it_listens_on_loopback_only(gateway: LocalGateway) -> None:
     assert host == "127.0.0.1"
     with socket.create_connection(("127.0.0.1", port), timeout=2):
         pass
+
+
+# -- the recent requests' outcomes ---------------------------------------------------------------
+
+
+class Publishing(Recorder):
+    """An ingest stand-in that reports an outcome, as the pipeline does."""
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        from dmhub_adapter.ingest.outcome import RequestOutcome, publish
+
+        result = super().__call__(event, context)
+        params = event["pathParameters"]
+        publish(RequestOutcome(params["source"], params["account"], status=200, enqueued=1,
+                               external_ids=[f"{params['source']}:{params['account']}:1"]))
+        return result
+
+
+def test_requests_are_served_with_their_outcomes_since_a_cursor() -> None:
+    lines: list[str] = []
+    server = LocalGateway(Publishing(), port=0, on_request=lambda record: lines.append(record.text())).start()
+    try:
+        assert httpx.get(f"{server.url}/_local/requests").json() == {"requests": [], "next": 0}
+        httpx.post(f"{server.url}/webhooks/wechat/demo?signature=secret", content=b"<xml/>")
+        httpx.post(f"{server.url}/nowhere", content=b"{}")
+
+        answer = httpx.get(f"{server.url}/_local/requests?since=0")
+        assert answer.status_code == 200 and answer.headers["content-type"] == "application/json"
+        first, second = answer.json()["requests"]
+        assert answer.json()["next"] == 2
+        assert (first["path"], first["source"], first["account"], first["status"]) == (
+            "/webhooks/wechat/demo", "wechat", "demo", 200)
+        assert first["outcome"]["enqueued"] == 1 and first["externalIds"] == ["wechat:demo:1"]
+        assert isinstance(first["ms"], float) and first["reason"] is None
+        assert (second["status"], second["outcome"]["refused"], second["source"]) == (404, 1, None)
+        assert lines[0].startswith("POST /webhooks/wechat/demo 200 ") and "enqueued 1 [wechat:demo:1]" in lines[0]
+        assert "secret" not in lines[0]  # the query string is not printed
+        assert len(lines) == 2  # reading /_local/requests is not itself a request line
+        assert httpx.get(f"{server.url}/_local/requests?since=2").json() == {"requests": [], "next": 2}
+        assert httpx.get(f"{server.url}/_local/requests?since=x").status_code == 400
+        assert httpx.post(f"{server.url}/_local/requests").status_code == 405
+        assert httpx.get(f"{server.url}/_local/other").status_code == 404
+    finally:
+        server.stop()

@@ -10,6 +10,7 @@ import pytest
 from dmhub_adapter.errors import NotFound
 from dmhub_adapter.ingest import unmapped
 from dmhub_adapter.ingest.handoff import HandoffResult
+from dmhub_adapter.ingest.outcome import RequestOutcome, observing
 from dmhub_adapter.ingest.pipeline import IngestPipeline
 from dmhub_adapter.ingest.unmapped import UnmappedQueue
 from dmhub_adapter.mapping.config import parse_mapping
@@ -177,3 +178,80 @@ def test_an_unexpected_error_is_a_generic_503() -> None:
 
     assert response.status == 503 and "internals" not in response.body
     assert metrics.counts["Unavailable:internal"] == 1
+
+
+# -- the request's outcome, as the local gateway observes it ---------------------------------------
+
+SKIPPING = GenericSource(parse_mapping("""
+source: acme
+verification: {scheme: none}
+messages: "events || [@]"
+defaults:
+  identity: {type: acme-user, value: user}
+rules:
+  - name: ping
+    when: "type == 'ping'"
+    skip: pings carry no customer event
+  - name: order
+    when: "type == 'order'"
+    event: c_acme_order
+    externalId: id
+    date: {path: at, convert: unix_seconds}
+""", "<acme>"))
+
+
+def observed(ingest: IngestPipeline, request: WebhookRequest) -> tuple[int, RequestOutcome]:
+    seen: list[RequestOutcome] = []
+    with observing(seen.append):
+        response = ingest.handle(request)
+    assert len(seen) == 1
+    return response.status, seen[0]
+
+
+def test_the_outcome_counts_each_message_and_names_the_externalids(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(unmapped, "send_messages", lambda url, messages, client=None: ["m"])
+    ingest, _, _ = pipeline()
+    ingest._source_lookup = lambda name: SKIPPING if name == "acme" else None
+    body = {"events": [order("o1"), {"type": "ping", "user": "u"}, {"type": "refund", "user": "u"}, order("o2")]}
+
+    status, outcome = observed(ingest, post(body))
+
+    assert status == 200 and outcome.status == 200
+    assert outcome.counts() == {"enqueued": 2, "duplicate": 0, "skipped": 1, "unmapped": 1, "refused": 0}
+    assert outcome.external_ids == ["acme:shop1:o1", "acme:shop1:o2"]
+    assert outcome.reason == ("message #3: no rule matched this message; "
+                              "message #2 skipped: rule 'ping': pings carry no customer event")
+
+
+def test_a_refused_request_is_one_refusal_with_its_code() -> None:
+    ingest, _, _ = pipeline(max_body_bytes=10)
+
+    status, outcome = observed(ingest, post(order("o1")))
+
+    assert status == 413 and outcome.refused == 1 and outcome.enqueued == 0
+    assert outcome.reason is not None and outcome.reason.startswith("payload_too_large: body exceeds 10 bytes")
+
+
+def test_duplicates_are_counted_apart_from_enqueued() -> None:
+    ingest, _, _ = pipeline()
+    ingest._make_handoff = FakeDuplicates  # type: ignore[assignment]
+
+    _, outcome = observed(ingest, post(order("o1")))
+
+    assert (outcome.enqueued, outcome.duplicate) == (0, 1) and outcome.external_ids == ["acme:shop1:o1"]
+
+
+class FakeDuplicates:
+    def submit(self, events: list[QueuedEvent], **_: Any) -> HandoffResult:
+        return HandoffResult(duplicates=len(events))
+
+
+def test_nobody_observing_is_fine_and_an_observer_that_fails_does_not_fail_the_request() -> None:
+    ingest, _, _ = pipeline()
+    assert ingest.handle(post(order("o1"))).status == 200
+
+    def broken(_: RequestOutcome) -> None:
+        raise RuntimeError("observer bug")
+
+    with observing(broken):
+        assert ingest.handle(post(order("o2"))).status == 200

@@ -144,3 +144,40 @@ def test_the_build_check_allows_docstrings_that_name_the_tools(tmp_path: Path) -
     docstring = '"""Replayed by dmhub_adapter_tools.replay."""\n'
     (layer / "python" / "dmhub_adapter" / "ingest.py").write_text(docstring, encoding="utf-8")
     assert check.check_layer(layer) == []  # type: ignore[attr-defined]
+
+
+def _undocumented_public_names(source: str, label: str) -> list[str]:
+    """Public classes, functions and methods of public classes in `source` without a docstring."""
+    missing: list[str] = []
+
+    def visit(body: list[ast.stmt], prefix: str) -> None:
+        for node in body:
+            if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue
+            if node.name.startswith("_"):
+                continue
+            if ast.get_docstring(node) is None:
+                missing.append(f"{label}:{node.lineno} {prefix}{node.name}")
+            if isinstance(node, ast.ClassDef):
+                visit(node.body, f"{prefix}{node.name}.")
+
+    visit(ast.parse(source).body, "")
+    return missing
+
+
+def test_every_public_name_of_the_runtime_has_a_docstring() -> None:
+    missing = [
+        name
+        for path in sorted(RUNTIME.rglob("*.py"))
+        for name in _undocumented_public_names(path.read_text(encoding="utf-8"), str(path.relative_to(ROOT)))
+    ]
+    assert not missing, "public names without a docstring:\n" + "\n".join(missing)
+
+
+def test_the_docstring_check_finds_an_undocumented_method() -> None:
+    source = (
+        'class Public:\n    """Documented."""\n'
+        "    def run(self) -> None:\n        pass\n"
+        "    def _private(self) -> None:\n        pass\n"
+    )
+    assert _undocumented_public_names(source, "m.py") == ["m.py:3 Public.run"]

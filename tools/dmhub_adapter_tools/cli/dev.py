@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import threading
 from typing import Any
 
@@ -45,6 +46,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--print-env", action="store_true",
                         help="print export lines for the stack running on --port (for eval in another shell) "
                         "and exit")
+    parser.add_argument("--json", dest="json_lines", action="store_true",
+                        help="print the gateway's and the poller's lines as JSON objects, one per line "
+                        "(the banner goes to stderr)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="show moto_server's and the emulator's logs and the handlers' INFO logs")
     parser.set_defaults(func=run)
@@ -77,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         sender_timeout=args.sender_timeout,
         ready_file=args.ready_file,
         verbose=args.verbose,
+        json_lines=args.json_lines,
         environment=environment,
     )
 
@@ -102,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
             raise CommandError(f"cannot start the local stack: {exc}") from exc
         try:
             if not stop.is_set():
-                print(stack.banner(), flush=True)
+                print(stack.banner(), flush=True, file=sys.stderr if args.json_lines else sys.stdout)
                 try:
                     stack.write_ready_file()
                 except OSError as exc:

@@ -23,14 +23,18 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
+from dmhub_adapter.ingest.outcome import RequestOutcome, observing
 from dmhub_adapter_tools.local.apigw_event import make_event
 from dmhub_adapter_tools.local.context import new_context
+from dmhub_adapter_tools.local.request_log import RequestLog, RequestRecord
 
 log = logging.getLogger("dmhub_adapter_tools.local.gateway")
 
 ROUTE = re.compile(r"^/webhooks/(?P<source>[^/]+)/(?P<account>[^/]+)$")
+#: the gateway's own endpoint: recent request outcomes (see :mod:`.request_log`)
+REQUESTS_PATH = "/_local/requests"
 #: the methods template.yaml routes to the ingest (API Gateway answers 404 for the others)
 ROUTE_METHODS = frozenset({"GET", "POST"})
 #: API Gateway's payload quota for HTTP APIs.
@@ -120,14 +124,21 @@ def build_event(
 
 @dataclass
 class GatewayResponse:
+    """The HTTP answer, and what the ingest reported about the request (if it saw it)."""
+
     status: int
     headers: list[tuple[str, str]]
     body: bytes
+    source: str | None = None
+    account: str | None = None
+    outcome: RequestOutcome | None = None
+    #: why the gateway itself answered (no route, too large, the handler raised)
+    reason: str | None = None
 
 
-def _json_error(status: int, message: str) -> GatewayResponse:
+def _json_error(status: int, message: str, reason: str | None = None) -> GatewayResponse:
     body = json.dumps({"message": message}).encode()
-    return GatewayResponse(status, [("content-type", "application/json")], body)
+    return GatewayResponse(status, [("content-type", "application/json")], body, reason=reason or message)
 
 
 def translate_result(result: Any) -> GatewayResponse:
@@ -177,7 +188,8 @@ class LocalGateway:
         memory_limit_in_mb: int = 1024,
         region: str = "eu-west-1",
         max_payload_bytes: int = MAX_PAYLOAD_BYTES,
-        on_request: Callable[[str], None] | None = None,
+        on_request: Callable[[RequestRecord], None] | None = None,
+        request_log: RequestLog | None = None,
     ) -> None:
         self.invoke = invoke
         self.function_name = function_name
@@ -185,7 +197,9 @@ class LocalGateway:
         self.memory_limit_in_mb = memory_limit_in_mb
         self.region = region
         self.max_payload_bytes = max_payload_bytes
-        self.on_request = on_request or log.info
+        self.on_request = on_request or (lambda record: log.info("%s", record.text()))
+        #: the recent requests' outcomes, served at ``/_local/requests``
+        self.requests = request_log or RequestLog()
         self.server = ThreadingHTTPServer((host, port), _handler_class(self))
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -218,15 +232,16 @@ class LocalGateway:
         raw_path, _, raw_query = target.partition("?")
         match = ROUTE.match(raw_path)
         if match is None or method not in ROUTE_METHODS:
-            return _json_error(404, "Not Found")
+            return _json_error(404, "Not Found", "no such route (API Gateway's 404)")
+        source, account = unquote(match["source"]), unquote(match["account"])
         event = build_event(
             method=method,
             raw_path=raw_path,
             raw_query=raw_query,
             headers=headers,
             body=body,
-            source=unquote(match["source"]),
-            account=unquote(match["account"]),
+            source=source,
+            account=account,
             source_ip=client_ip,
         )
         context = new_context(
@@ -235,16 +250,55 @@ class LocalGateway:
             memory_limit_in_mb=self.memory_limit_in_mb,
             region=self.region,
         )
+        outcomes: list[RequestOutcome] = []
         try:
-            with self._instance:
+            with self._instance, observing(outcomes.append):
                 result = self.invoke(event, context)
-        except Exception:
+        except Exception as exc:
             log.exception("%s raised; answering 500 as API Gateway does", self.function_name)
-            response = _json_error(500, "Internal Server Error")
+            response = _json_error(500, "Internal Server Error", f"{self.function_name} raised {type(exc).__name__}")
         else:
             response = translate_result(result)
         response.headers.append(("apigw-requestid", event["requestContext"]["requestId"]))
+        response.source, response.account = source, account
+        response.outcome = outcomes[-1] if outcomes else None
         return response
+
+    def record(self, method: str, target: str, response: GatewayResponse, elapsed_ms: float) -> RequestRecord:
+        """Keep and report one answered request's outcome."""
+        record = self.requests.add(
+            method=method,
+            path=target.partition("?")[0],
+            source=response.source,
+            account=response.account,
+            status=response.status,
+            ms=elapsed_ms,
+            outcome=response.outcome,
+            reason=response.reason,
+        )
+        try:
+            self.on_request(record)
+        except Exception:
+            log.exception("reporting a request failed")
+        return record
+
+    def local(self, method: str, target: str) -> GatewayResponse:
+        """The gateway's own ``/_local/`` endpoints (not API Gateway's)."""
+        raw_path, _, raw_query = target.partition("?")
+        if raw_path != REQUESTS_PATH:
+            return _json_error(404, "Not Found")
+        if method != "GET":
+            return _json_error(405, "Method Not Allowed")
+        query = parse_qs(raw_query)
+        try:
+            since = int((query.get("since") or ["0"])[0])
+            limit = int(query["limit"][0]) if "limit" in query else None
+        except ValueError:
+            return _json_error(400, "since and limit must be integers")
+        if since < 0 or (limit is not None and limit < 1):
+            return _json_error(400, "since must be >= 0 and limit >= 1")
+        body = json.dumps(self.requests.since(since, limit)).encode()
+        return GatewayResponse(200, [("content-type", "application/json"), ("cache-control", "no-store")], body)
 
 
 def _handler_class(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
@@ -257,12 +311,14 @@ def _handler_class(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
             body = self._read_body()
             if isinstance(body, GatewayResponse):
                 response = body
+            elif self.path.startswith("/_local/"):
+                self._send(gateway.local(self.command, self.path))
+                return
             else:
                 client_ip = str(self.client_address[0])
                 response = gateway.handle(self.command, self.path, list(self.headers.items()), body, client_ip)
             self._send(response)
-            elapsed = (time.perf_counter() - started) * 1000
-            gateway.on_request(f"{self.command} {self.path.partition('?')[0]} {response.status} {elapsed:.0f}ms")
+            gateway.record(self.command, self.path, response, (time.perf_counter() - started) * 1000)
 
         def _read_body(self) -> bytes | GatewayResponse:
             if "chunked" in (self.headers.get("transfer-encoding") or "").lower():
@@ -271,10 +327,10 @@ def _handler_class(gateway: LocalGateway) -> type[BaseHTTPRequestHandler]:
                 length = int(self.headers.get("content-length") or 0)
             except ValueError:
                 self.close_connection = True
-                return _json_error(400, "Bad Request")
+                return _json_error(400, "Bad Request", "unreadable Content-Length")
             if length > gateway.max_payload_bytes:
                 self.close_connection = True  # the unread body would poison the connection
-                return _json_error(413, "Request Entity Too Large")
+                return _json_error(413, "Request Entity Too Large", f"body over {gateway.max_payload_bytes} bytes")
             return self.rfile.read(length) if length > 0 else b""
 
         def _read_chunked(self) -> bytes | GatewayResponse:

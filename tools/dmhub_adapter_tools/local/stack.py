@@ -18,6 +18,7 @@ from typing import Any
 
 from dmhub_adapter_tools.local.accounts import AccountsFile, demo_accounts_path, load_accounts
 from dmhub_adapter_tools.local.moto import LOCALHOST, MotoServer
+from dmhub_adapter_tools.local.request_log import RequestRecord
 
 log = logging.getLogger("dmhub_adapter_tools.local.stack")
 
@@ -65,6 +66,8 @@ class DevOptions:
     sender_memory_mb: int = 512
     ready_file: str | None = None
     verbose: bool = False
+    #: print the gateway's and the poller's lines as JSON objects, one per line
+    json_lines: bool = False
     #: extra environment for the handlers (e.g. MAPPINGS_DIR)
     environment: dict[str, str] = field(default_factory=dict)
 
@@ -74,6 +77,7 @@ def _stamp() -> str:
 
 
 def default_emit(line: str) -> None:
+    """Print one line of the stack's output, time-stamped."""
     print(f"{_stamp()} {line}", flush=True)
 
 
@@ -175,8 +179,19 @@ class DevStack:
             timeout_seconds=options.ingest_timeout,
             memory_limit_in_mb=options.ingest_memory_mb,
             region=options.region,
-            on_request=lambda line: self.emit(f"gateway {line}"),
+            on_request=self._report_request,
         ).start()
+
+    def _report_request(self, record: RequestRecord) -> None:
+        """One gateway line per request: readable, or a JSON object with ``--json``."""
+        if self.options.json_lines:
+            self.emit_json({"component": "gateway", **record.as_json()})
+        else:
+            self.emit(f"gateway {record.text()}")
+
+    def emit_json(self, data: dict[str, Any]) -> None:
+        """Print one JSON line (``--json``) through the stack's output."""
+        print(json.dumps(data, ensure_ascii=False), flush=True)
 
     def _set_environment(self, endpoint: str) -> None:
         """The functions' environment: everything AWS goes to moto, with fake credentials."""

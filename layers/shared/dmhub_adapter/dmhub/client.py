@@ -68,6 +68,7 @@ for _name in ("httpx", "httpcore"):
 
 @dataclass(frozen=True)
 class TokenGrant:
+    """An access token as DM Hub granted it, with the time it was fetched."""
     access_token: str
     expires_in: int
     #: epoch seconds when it was fetched
@@ -75,6 +76,7 @@ class TokenGrant:
 
     @property
     def expires_at(self) -> float:
+        """Epoch seconds at which DM Hub stops accepting the token."""
         return self.fetched_at + self.expires_in
 
 
@@ -109,6 +111,7 @@ class StaticToken:
 
 @dataclass(frozen=True)
 class IdentityRecord:
+    """One customer identity as DM Hub's identity API returns it."""
     customer_id: int
     identity_type: str
     identity_value: str
@@ -173,10 +176,12 @@ def classify(response: httpx.Response, what: str) -> Any:
 
 @dataclass(frozen=True)
 class Timeouts:
+    """Connect and read timeouts of every DM Hub call, in seconds."""
     connect: float = DEFAULT_CONNECT_TIMEOUT
     read: float = DEFAULT_READ_TIMEOUT
 
     def httpx(self) -> httpx.Timeout:
+        """The same limits as an `httpx.Timeout` (writes share the read limit, the pool the connect limit)."""
         return httpx.Timeout(connect=self.connect, read=self.read, write=self.read, pool=self.connect)
 
 

@@ -35,6 +35,7 @@ class DmhubError(Exception):
 
     @property
     def field_errors(self) -> list[dict[str, Any]]:
+        """DM Hub's per-field complaints; empty for errors that are not about the event's fields."""
         return []
 
     def describe(self) -> str:
@@ -89,9 +90,11 @@ class DmhubValidationError(DmhubError):
 
     @property
     def field_errors(self) -> list[dict[str, Any]]:
+        """A copy of the `fieldErrors` DM Hub returned, so callers cannot alter the error."""
         return list(self._field_errors)
 
     def describe(self) -> str:
+        """One line naming each refused field and DM Hub's message, for the DLQ reason and logs."""
         fields = ", ".join(
             f"{error.get('fieldName') or error.get('field') or '?'}: {error.get('message', '')}"
             for error in self._field_errors
@@ -111,6 +114,7 @@ class HttpError(DmhubError):
         self.retryable = (status >= 500 or status in (408, 429)) if retryable is None else retryable
 
     def describe(self) -> str:
+        """One line with the error kind, the HTTP status and DM Hub's message."""
         return f"{self.kind} {self.status}: {self.message}"
 
 

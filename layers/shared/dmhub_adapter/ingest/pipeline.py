@@ -33,6 +33,7 @@ from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Un
 from dmhub_adapter.ingest.errors import GENERIC_MESSAGE, DependencyUnavailable
 from dmhub_adapter.ingest.handoff import Handoff, HandoffResult
 from dmhub_adapter.ingest.metrics import MESSAGE_REJECTED, Metric
+from dmhub_adapter.ingest.outcome import RequestOutcome, publish
 from dmhub_adapter.ingest.tenancy import check_account_binding, source_body_cap
 from dmhub_adapter.ingest.unmapped import UnmappedQueue
 from dmhub_adapter.observability import MetricsSink, NullMetrics
@@ -55,6 +56,10 @@ class Delivery:
 
     outcome: IngestOutcome
     reasons: list[str] = field(default_factory=list)
+    #: why messages were skipped (not kept: a skip is the mapping's decision, not a loss)
+    skip_reasons: list[str] = field(default_factory=list)
+    #: the DM Hub externalIds of the events handed over (enqueued or already claimed)
+    external_ids: list[str] = field(default_factory=list)
 
 
 class IngestPipeline:
@@ -145,6 +150,15 @@ class IngestPipeline:
         """Answer one request: route, verify, map, claim and enqueue (see the module docstring);
         refusals come back as the source's error reply, never as an exception."""
         sink: MetricsSink = metrics or NullMetrics()
+        outcome = RequestOutcome(source=request.source, account=request.account, method=request.method)
+        response = self._handle(request, remaining_ms, sink, outcome)
+        outcome.status = response.status
+        self._report(outcome)
+        return response
+
+    def _handle(
+        self, request: WebhookRequest, remaining_ms: int | None, sink: MetricsSink, outcome: RequestOutcome
+    ) -> WebhookResponse:
         source: Source | None = None
         try:
             if not request.source or not request.account:
@@ -168,10 +182,15 @@ class IngestPipeline:
             inbound = source.receive(request, account)
             check_account_binding(account, inbound, log=self.log)
             delivery = self.deliver(request, source, inbound, remaining_ms=remaining_ms, metrics=sink)
+            _fill(outcome, delivery)
             return source.reply(request, delivery.outcome)
         except WebhookError as exc:
+            outcome.refused += 1
+            outcome.reasons.append(f"{exc.code}: {getattr(exc, 'detail', exc.message)}")
             return self._refuse(request, source, exc, sink)
         except Exception:
+            outcome.refused += 1
+            outcome.reasons.append("internal error (see the function's log)")
             self.log.exception("ingest failed unexpectedly")
             sink.count(Metric.UNAVAILABLE, reason="internal")
             return json_response(503, {"error": Unavailable.code, "message": GENERIC_MESSAGE})
@@ -205,10 +224,13 @@ class IngestPipeline:
         results = map_payload(source.mapping, inbound.messages, meta)
         events: list[QueuedEvent] = []
         reasons: list[str] = []
+        skip_reasons: list[str] = []
         skipped = unmapped = 0
         for number, result in enumerate(results, 1):
             if result.status == "skipped":
                 skipped += 1
+                rule = f"rule {result.rule!r}: " if result.rule else ""
+                skip_reasons.append(f"message #{number} skipped: {rule}{result.reason}")
                 continue
             if result.status == "unmapped":
                 unmapped += 1
@@ -259,12 +281,20 @@ class IngestPipeline:
             unmapped=unmapped,
             rejected=list(inbound.rejected),
         )
-        self.log.info(
-            "payload handled",
-            extra={"enqueued": outcome.enqueued, "duplicates": outcome.duplicates,
-                   "skipped": skipped, "unmapped": unmapped, "rejected": len(inbound.rejected)},
+        return Delivery(
+            outcome=outcome,
+            reasons=reasons,
+            skip_reasons=skip_reasons,
+            external_ids=[str(e.event.externalId) for e in events if e.event.externalId],
         )
-        return Delivery(outcome=outcome, reasons=reasons)
+
+    def _report(self, outcome: RequestOutcome) -> None:
+        """Log the request's outcome and hand it to whoever observes this context."""
+        self.log.info("request outcome", extra=outcome.as_log())
+        try:
+            publish(outcome)
+        except Exception:
+            self.log.exception("the request outcome observer failed")
 
     def _budget(self, remaining_ms: int | None, started: float) -> tuple[float | None, float]:
         """Lease length and PENDING wait for this invocation (see :mod:`.handoff`)."""
@@ -291,3 +321,16 @@ class IngestPipeline:
             except Exception:
                 self.log.exception("the adapter's error reply failed")
         return json_response(error.status, error.to_body())
+
+
+def _fill(outcome: RequestOutcome, delivery: Delivery) -> None:
+    """Copy a delivery's counts, reasons and externalIds into the request's outcome."""
+    done = delivery.outcome
+    outcome.enqueued += done.enqueued
+    outcome.duplicate += done.duplicates
+    outcome.skipped += done.skipped
+    outcome.unmapped += done.unmapped
+    outcome.refused += len(done.rejected)
+    outcome.reasons.extend(delivery.reasons)
+    outcome.reasons.extend(delivery.skip_reasons)
+    outcome.external_ids.extend(delivery.external_ids)

@@ -74,6 +74,13 @@ class RecordError(ValueError):
 
 
 def build_record(request: WebhookRequest, inbound: Inbound, reasons: Sequence[str]) -> dict[str, Any]:
+    """The UnmappedQueue record of an authentic payload no rule mapped.
+
+    It holds the body (text or base64), the request parts replay needs, and the reasons.
+
+    Replay rebuilds the request from this record, so it holds what the mapping can read and
+    never credentials or signature values.
+    """
     payload = inbound.payload
     try:
         text, encoding = payload.decode("utf-8"), "utf-8"
@@ -196,6 +203,10 @@ def resolve_record(record: Mapping[str, Any], *, s3: Any | None = None) -> Mappi
 
 
 def record_payload(record: Mapping[str, Any]) -> bytes:
+    """The original body bytes of an unmapped record, decoded from its stored encoding.
+
+    Raises `RecordError` when the record has no payload or an encoding this version cannot read.
+    """
     payload = record.get("payload")
     if not isinstance(payload, str):
         raise RecordError("record has no payload")

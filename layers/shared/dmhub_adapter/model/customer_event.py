@@ -178,10 +178,12 @@ class CustomerEvent(_EventFields):
 
     @property
     def custom_attributes(self) -> dict[str, Any]:
+        """The event's `c_` attributes (pydantic's extra fields), as a new dict."""
         return dict(self.__pydantic_extra__ or {})
 
     @property
     def is_custom(self) -> bool:
+        """Whether the event type is a custom (`c_`) type, which follows the custom-event rules."""
         return self.event.startswith(CUSTOM_EVENT_PREFIX)
 
     def to_request(self) -> dict[str, Any]:
@@ -209,6 +211,7 @@ class StoredCustomerEvent(_EventFields):
 
     @property
     def custom_attributes(self) -> dict[str, Any]:
+        """The stored event's `c_` attributes (pydantic's extra fields), as a new dict."""
         return dict(self.__pydantic_extra__ or {})
 
 

@@ -65,6 +65,7 @@ class RetryLater(Exception):  # it is an outcome, not a bug
 
 @dataclass(frozen=True)
 class RecordResult:
+    """What became of one SQS record: its outcome, the attempts it took and DM Hub's event id when delivered."""
     message_id: str
     outcome: RecordOutcome
     attempts: int
@@ -74,6 +75,7 @@ class RecordResult:
 
 @dataclass
 class BatchStats:
+    """Counters of one batch's outcomes, safe to update from the sender's worker threads."""
     delivered: int = 0
     retried: int = 0
     dead_lettered: int = 0
@@ -81,6 +83,7 @@ class BatchStats:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, value: int = 1) -> None:
+        """Add `value` to the counter called `name` under the lock."""
         with self._lock:
             setattr(self, name, getattr(self, name) + value)
 
@@ -105,6 +108,7 @@ def parse_body(body: str) -> tuple[dict[str, Any] | None, QueuedEvent]:
 
 
 def failure_block(reason: str, *, kind: str, field_errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The `failure` block a dead-lettered message carries: the reason, its kind and DM Hub's field errors."""
     return {
         "reason": reason,
         "kind": kind,
@@ -114,6 +118,16 @@ def failure_block(reason: str, *, kind: str, field_errors: list[dict[str, Any]] 
 
 
 class Sender:
+    """Delivers one SQS batch to DM Hub and reports partial batch failures.
+
+    Each message is claimed, sent with retries inside the invocation's time, and dead-lettered
+    when it cannot succeed.
+
+    Example::
+
+        sender = Sender(dmhub=client, resolver=resolver, claims=claims, dead_letter_queue_url=dlq_url)
+        response, stats = sender.process_batch(event, context)
+    """
     def __init__(
         self,
         *,
@@ -253,6 +267,7 @@ class Sender:
     # -- a batch ------------------------------------------------------------------------------
 
     def deadline_for(self, remaining_ms: int | None) -> float:
+        """The monotonic time by which the batch must stop: the remaining time less the safety margin."""
         budget = DEFAULT_BUDGET_SECONDS if remaining_ms is None else remaining_ms / 1000
         return time.monotonic() + budget - self.policy.safety_margin
 

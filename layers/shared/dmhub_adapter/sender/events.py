@@ -22,6 +22,7 @@ def sqs_record(
     queue_arn: str = DEFAULT_QUEUE_ARN,
     sent_at_ms: int | None = None,
 ) -> dict[str, Any]:
+    """One SQS record as Lambda's event source delivers it, for tests, the local poller and the bench."""
     text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False, separators=(",", ":"))
     sent = str(sent_at_ms if sent_at_ms is not None else int(time.time() * 1000))
     return {
@@ -43,6 +44,7 @@ def sqs_record(
 
 
 def sqs_event(bodies: Iterable[str | Mapping[str, Any]], **kwargs: Any) -> dict[str, Any]:
+    """An SQS event holding one record per body; keyword arguments go to every `sqs_record`."""
     return {"Records": [sqs_record(body, **kwargs) for body in bodies]}
 
 

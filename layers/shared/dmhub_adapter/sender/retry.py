@@ -33,4 +33,5 @@ class RetryPolicy:
         return float(delay)
 
     def should_retry(self, attempt: int, error: DmhubError, delay: float, time_left: float) -> bool:
+        """Whether to try again: the error is retryable, attempts remain and delay plus one attempt fit."""
         return error.retryable and attempt < self.max_attempts and delay + self.min_attempt_time <= time_left

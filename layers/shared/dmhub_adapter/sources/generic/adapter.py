@@ -66,6 +66,7 @@ def render(template: str, values: dict[str, Any], *, json_escape: bool) -> str:
 
 
 class ReplyTemplate(StrictModel):
+    """A reply a mapping writes for the sender: status, content type and a body with `{placeholder}`s."""
     status: int | None = Field(default=None, ge=100, le=599, description="default: 200, or the error's status")
     content_type: str = Field(default="application/json", alias="contentType")
     body: str = Field(description="text with {placeholder}s")
@@ -119,6 +120,7 @@ class ReplyConfig(StrictModel):
 
 
 class RequestValue(StrictModel):
+    """A header or query parameter a mapping reads as `request.<name>`; exactly one of the two is named."""
     header: str | None = Field(default=None, min_length=1)
     query: str | None = Field(default=None, min_length=1)
 
@@ -130,6 +132,7 @@ class RequestValue(StrictModel):
 
 
 class HandshakeSpec(StrictModel):
+    """A GET verification that echoes a query parameter, for senders that check the URL before pushing."""
     query: str = Field(min_length=1, description="the query parameter echoed back")
     content_type: str = Field(default="text/plain; charset=utf-8", alias="contentType")
     body: str = Field(default="{value}", description="template; {value} is the parameter's value")
@@ -208,6 +211,7 @@ def replay_problems(scheme: signatures.Verification, bound: ReplayBound) -> list
 
 
 class GenericOptions(StrictModel):
+    """The `options` block of a config-described source: body limit, request values and handshake."""
     max_body_bytes: int | None = Field(default=None, ge=1, le=MAX_BODY_LIMIT, alias="maxBodyBytes")
     request_values: dict[str, RequestValue] = Field(default_factory=dict, alias="requestValues")
     handshake: HandshakeSpec | None = None
@@ -319,6 +323,12 @@ def _request_value_problems(mapping: MappingFile) -> list[str]:
 
 
 class GenericSource:
+    """A source described entirely by its mapping file.
+
+    Verification, parsing, request values and replies all come from config.
+
+    Adding a platform of this kind needs one YAML file and no code (see docs/add-a-source.md).
+    """
     def __init__(self, mapping: MappingFile) -> None:
         self.name = mapping.source
         self.mapping = mapping
@@ -351,6 +361,7 @@ class GenericSource:
         return MAX_BODY_LIMIT
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
+        """Answer the mapping's GET handshake by echoing the named query parameter, or 405 when it has none."""
         spec = self.options.handshake
         if spec is None:
             raise MethodNotAllowed(f"source {self.name!r} takes POST only")
@@ -383,6 +394,7 @@ class GenericSource:
         return Inbound(messages=messages, payload=request.body, payload_type=payload_type, context=context)
 
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
+        """Verify the request with the mapping's verification block, then parse its body into messages."""
         if self.verification is None:
             # Fail closed: accepting unauthenticated requests must be written down as {scheme: none}.
             raise Unavailable(
@@ -439,11 +451,13 @@ class GenericSource:
         inbound.messages = kept
 
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
+        """Parse the body without verifying it, for dry runs and replays of payloads verified on arrival."""
         return self._inbound(request, self._parse(request))
 
     # -- answers ---------------------------------------------------------------------------
 
     def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
+        """The success reply: the mapping's template, or a JSON summary of what was enqueued."""
         template = self.replies.success
         if template is None:
             return _json(200, {"success": True, "enqueued": outcome.enqueued, "duplicates": outcome.duplicates})
@@ -459,6 +473,7 @@ class GenericSource:
         return WebhookResponse(status=template.status or 200, body=body, content_type=template.content_type)
 
     def error_reply(self, request: WebhookRequest | None, error: WebhookError) -> WebhookResponse:
+        """The error reply: the mapping's template for the error's code, or the error's own JSON body."""
         template = self.replies.errors.get(type(error).code) or self.replies.error
         if template is None:
             return _json(error.status, error.to_body())
@@ -494,4 +509,5 @@ def _json(status: int, body: dict[str, Any]) -> WebhookResponse:
 
 
 def build(mapping: MappingFile) -> GenericSource:
+    """The registry's factory for config-described sources."""
     return GenericSource(mapping)

@@ -229,6 +229,7 @@ Verification = NoVerification | SignatureScheme
 
 
 class VerificationConfigError(ValueError):
+    """A verification block that cannot work, with one message per problem for `check-config`."""
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
@@ -429,6 +430,7 @@ def _keys(scheme: SignatureScheme, secret: Mapping[str, Any]) -> list[bytes]:
 
 
 def digest(scheme: SignatureScheme, data: bytes, key: bytes | None = None) -> bytes:
+    """The raw hash or HMAC of `data` with the scheme's algorithm (`key` is required for HMACs)."""
     if scheme.algorithm in HASHES:
         return bytes(HASHES[scheme.algorithm](data).digest())
     if scheme.algorithm in HMACS:
@@ -438,6 +440,7 @@ def digest(scheme: SignatureScheme, data: bytes, key: bytes | None = None) -> by
 
 
 def encode(raw: bytes, encoding: str) -> str:
+    """The digest written the way the sender writes it: hex, upper-case hex, base64 or base64url."""
     if encoding == "hex-upper":
         return raw.hex().upper()
     if encoding in ("hex", "hex-lower"):
@@ -460,6 +463,7 @@ def _decode_signature(text: str, encoding: str) -> bytes | None:
 
 
 def presented_signatures(location: SignatureLocation, value: str) -> list[str]:
+    """The candidate signatures in a header value, split and unprefixed as the location says."""
     entries = value.split(location.separator) if location.separator else [value]
     found = []
     for entry in entries[: MAX_SIGNATURES * 4]:
@@ -489,6 +493,7 @@ def parse_timestamp(spec: TimestampSpec, text: str) -> float:
 
 
 def check_timestamp(spec: TimestampSpec, request: SignedRequest) -> None:
+    """Refuse a request whose signed timestamp is missing, malformed or outside the allowed window."""
     text = _locate(spec, request)
     if not text:
         raise Unauthorized(f"missing timestamp ({spec.where})", code="missing_timestamp")

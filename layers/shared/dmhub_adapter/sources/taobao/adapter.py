@@ -182,6 +182,7 @@ def _body_text(request: WebhookRequest, charset: str) -> str:
 
 
 class TaobaoSource:
+    """Taobao order messages relayed as a TOP-signed form post (see this package's docstring for the protocol)."""
     def __init__(self, mapping: MappingFile) -> None:
         self.name = mapping.source
         self.mapping = mapping
@@ -190,9 +191,11 @@ class TaobaoSource:
     # -- Source protocol ---------------------------------------------------------------------
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
+        """Always 405: Taobao relays only POST messages."""
         raise MethodNotAllowed("Taobao relays POST messages; there is no GET handshake")
 
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
+        """Check the size and charset, verify the TOP signature, then parse the batch of messages."""
         check_size(request.body, self.options.max_body_bytes)
         charset = _charset(request)
         text = _body_text(request, charset)
@@ -200,11 +203,13 @@ class TaobaoSource:
         return self._parse(request, text, charset)
 
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
+        """Parse the batch without verifying it, for dry runs and replays."""
         check_size(request.body, self.options.max_body_bytes)
         charset = _charset(request)
         return self._parse(request, _body_text(request, charset), charset)
 
     def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
+        """`{"success": true}` when every message was taken; 400 otherwise so the relay sends the batch again."""
         if not outcome.rejected:
             return json_response(200, {"success": True})
         accepted = outcome.enqueued + outcome.duplicates + outcome.skipped + outcome.unmapped
@@ -223,6 +228,7 @@ class TaobaoSource:
         )
 
     def error_reply(self, request: WebhookRequest | None, error: WebhookError) -> WebhookResponse:
+        """The error's JSON body with its status."""
         return json_response(error.status, error.to_body())
 
     # -- verification ------------------------------------------------------------------------
@@ -353,4 +359,5 @@ def _param_variants(params: dict[str, str]) -> list[dict[str, str]]:
 
 
 def build(mapping: MappingFile) -> TaobaoSource:
+    """The registry's factory for the Taobao source."""
     return TaobaoSource(mapping)

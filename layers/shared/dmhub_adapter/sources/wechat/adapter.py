@@ -258,6 +258,7 @@ class WeChatSource:
             raise Unauthorized("this signature was already used with another body", code="signature_reused")
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
+        """Answer WeChat's URL check: verify the query signature and echo `echostr`."""
         config = _account_config(account, self.options)
         signed = self._verify_query(request, config)
         echostr = request.query.get("echostr")
@@ -276,6 +277,7 @@ class WeChatSource:
         )
 
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
+        """Verify the push (signature, window, binding), decrypt it in safe mode and parse the message XML."""
         check_size(request.body, self.max_body_bytes)
         config = _account_config(account, self.options)
         signed = self._verify_query(request, config)
@@ -355,9 +357,11 @@ class WeChatSource:
 
     def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
         # "success" needs no encryption even in safe mode, and stops WeChat's retries.
+        """Plain `success`, which WeChat accepts in every mode and which stops its retries."""
         return WebhookResponse(status=200, body="success", content_type="text/plain; charset=utf-8")
 
     def error_reply(self, request: WebhookRequest | None, error: WebhookError) -> WebhookResponse:
+        """The error's JSON body with its status."""
         return json_response(error.status, error.to_body())
 
     def __repr__(self) -> str:
@@ -365,4 +369,5 @@ class WeChatSource:
 
 
 def build(mapping: MappingFile) -> WeChatSource:
+    """The registry's factory for the WeChat source."""
     return WeChatSource(mapping)
