@@ -66,6 +66,7 @@ def no_error(page: Any) -> None:
 
 PAGES = {
     "overview": "/",
+    "webhooks": "/webhooks",
     "trace": "/trace",
     "dlq": "/dlq",
     "unmapped": "/unmapped",
@@ -184,4 +185,36 @@ def test_unmapped_payload_fixed_in_the_playground(browser: Any, console: Running
     event = page.locator("#outcome pre.event").first.inner_text()
     assert "c_wechat_card" in event and "pXyZ-card-1" in event
     screenshot(page, "playground", tmp_path)
+    page.context.close()
+
+
+def test_a_webhook_appears_in_the_live_feed_and_opens_its_trace(browser: Any, console: RunningConsole,
+                                                                 stack: RunningStack, tmp_path: Path) -> None:
+    page = new_page(browser, console)
+    page.goto(console.base + "/webhooks")
+    no_error(page)
+    openid = "oFeed" + secrets.token_urlsafe(10)
+    sample = build_sample("wechat-follow", WECHAT, openid=openid)
+    assert httpx.request(sample.method, sample.url(stack.gateway), content=sample.body, headers=sample.headers,
+                         timeout=30).status_code == 200
+    forged = httpx.post(sample.url(stack.gateway).replace("signature=", "signature=0"), content=sample.body,
+                        headers=sample.headers, timeout=30)
+    assert forged.status_code in (401, 403)
+    # no reload: the feed polls the gateway's request log
+    ours = page.locator("tr.request", has_text=openid)
+    ours.first.wait_for(timeout=15_000)
+    assert ours.first.locator("[data-field=outcome]").inner_text() == "enqueued 1"
+    assert "wechat/demo" in ours.first.inner_text()
+    # filtered to refusals: ours goes, the forged one stays, with its reason
+    page.locator("select[name=outcome]").select_option("refused")
+    page.wait_for_function(f"!document.body.innerText.includes('{openid}')", timeout=10_000)
+    refused = page.locator("tr.request").first
+    assert "refused 1" in refused.inner_text() and str(forged.status_code) in refused.inner_text()
+    page.locator("select[name=outcome]").select_option("")
+    page.locator("input[name=q]").fill(openid)
+    ours.first.wait_for(timeout=10_000)
+    screenshot(page, "webhooks", tmp_path)
+    ours.first.locator("a.open-trace").click()
+    page.wait_for_url(re.compile(r"/trace\?"))
+    assert page.locator("#claim-status").inner_text() in ("QUEUED", "DELIVERED")
     page.context.close()

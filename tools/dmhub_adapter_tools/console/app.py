@@ -7,7 +7,6 @@ from __future__ import annotations
 import hmac
 import json
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,12 +141,10 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         outcome = request.query_params.get("outcome", "")
         rows = backend.requests(limit=None)
         if outcome:
-            rows = [r for r in rows if r.get("outcome") == outcome]
+            rows = [r for r in rows if r["counts"].get(outcome)]
         if text:
-            rows = [r for r in rows if text in json.dumps(r, ensure_ascii=False).lower()]
-        for row in rows:
-            moment = row.get("time")
-            row["at"] = time.strftime("%H:%M:%S", time.gmtime(float(moment))) if moment else "-"
+            fields = ("source", "account", "path", "reason", "externalIds", "status", "method")
+            rows = [r for r in rows if text in json.dumps([r.get(f) for f in fields], ensure_ascii=False).lower()]
         return {"rows": rows[:200], "total": len(rows), "q": text, "outcome": outcome}
 
     def trace(request: Request) -> dict[str, Any]:

@@ -254,8 +254,8 @@ class Backend:
         except ConsoleError as exc:
             return {"delivered": delivered, "dead_lettered": failed, "unmapped": "-", "received": "-",
                     "outcomes": {}, "note": f"{note}; {exc}"}
-        recent = [r for r in requests if float(r.get("time") or 0) >= since]
-        outcomes = {name: sum(1 for r in recent if r.get("outcome") == name) for name in OUTCOMES}
+        recent = [r for r in requests if r["epoch"] >= since]
+        outcomes = {name: sum(r["counts"].get(name, 0) for r in recent) for name in OUTCOMES}
         return {
             "delivered": delivered,
             "dead_lettered": failed,
@@ -378,7 +378,8 @@ class Backend:
             data = response.json()
         except (httpx.HTTPError, ValueError) as exc:
             raise ConsoleError(f"cannot read the gateway's request log: {_brief(exc)}") from exc
-        rows = [r for r in data.get("requests", []) if isinstance(r, dict)] if isinstance(data, dict) else []
+        rows = [_request_row(r) for r in data.get("requests", []) if isinstance(r, dict)] if isinstance(
+            data, dict) else []
         rows.sort(key=lambda r: int(r.get("seq") or 0), reverse=True)
         return rows if limit is None else rows[:limit]
 
@@ -657,6 +658,27 @@ _FIELD_PROBLEM = re.compile(r"field '([^']+)': (.*?)(?=; rule |$)")
 def _field_errors(reason: str | None) -> list[dict[str, str]]:
     """The (field, problem) pairs a mapping failure or a check-config problem names."""
     return [{"field": m.group(1), "problem": m.group(2)} for m in _FIELD_PROBLEM.finditer(reason or "")]
+
+
+def _request_row(record: Mapping[str, Any]) -> dict[str, Any]:
+    """One ``/_local/requests`` record with what the feed shows: epoch and clock time, the
+    non-zero outcome counts, and the main outcome (the first of OUTCOMES that happened)."""
+    from datetime import datetime
+
+    row = dict(record)
+    try:
+        moment = datetime.fromisoformat(str(record.get("time"))).timestamp()
+    except ValueError:
+        moment = 0.0
+    row["epoch"] = moment
+    row["at"] = time.strftime("%H:%M:%S", time.gmtime(moment)) if moment else "-"
+    raw = record.get("outcome")
+    counts = {name: int(raw.get(name) or 0) for name in OUTCOMES} if isinstance(raw, dict) else {}
+    row["counts"] = counts
+    row["outcome"] = next((name for name in OUTCOMES if counts.get(name)), None)
+    row["outcome_text"] = ", ".join(f"{name} {n}" for name, n in counts.items() if n)
+    row["externalIds"] = [str(x) for x in record.get("externalIds") or []]
+    return row
 
 
 def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
