@@ -49,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from exc
     target.apply()
     app_config = ConsoleConfig.new(args.port)
-    config = uvicorn.Config(create_app(Backend(target), app_config), host="127.0.0.1", port=args.port,
+    backend = Backend(target)
+    backend.start_refresher()
+    config = uvicorn.Config(create_app(backend, app_config), host="127.0.0.1", port=args.port,
                             log_level="warning", access_log=False, server_header=False)
     server = uvicorn.Server(config)
 
@@ -76,5 +78,8 @@ def run(args: argparse.Namespace) -> int:
             announce()
 
     server.startup = startup  # type: ignore[method-assign]
-    server.run()
+    try:
+        server.run()
+    finally:
+        backend.stop()
     return 0

@@ -23,7 +23,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from dmhub_adapter_tools.console.backend import OUTCOMES, Backend, ConsoleError, preview_mapping
+from dmhub_adapter_tools.console.backend import OUTCOMES, PEEK_LIMIT, Backend, ConsoleError, preview_mapping
 
 HERE = Path(__file__).parent
 COOKIE = "dmhub_console"
@@ -117,6 +117,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
 
     def page(name: str, loader: Callable[[Request], Any] | None = None) -> Endpoint:
         async def endpoint(request: Request) -> Response:
+            backend.visited()
             context: dict[str, Any] = {}
             if loader is not None:
                 try:
@@ -162,9 +163,11 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
 
     def queue_list(queue: str) -> Callable[[Request], dict[str, Any]]:
         def load(request: Request) -> dict[str, Any]:
-            limit = _int(request.query_params.get("limit"), 50, 1, 200)
+            limit = _int(request.query_params.get("limit"), PEEK_LIMIT, 1, 200)
             stats = backend.queue_stats(queue)
-            return {"queue": queue, "messages": backend.peek(queue, limit), "stats": stats, "limit": limit}
+            messages = backend.peek(queue, limit, depth=int(stats["visible"]))
+            return {"queue": queue, "messages": messages, "stats": stats, "limit": limit,
+                    "as_of": backend.snapshot_age(queue)}
 
         return load
 

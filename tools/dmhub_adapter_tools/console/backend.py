@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import re
 import tempfile
 import threading
@@ -19,14 +20,25 @@ import httpx
 
 from dmhub_adapter_tools.console.target import Target
 
-#: at most this many messages are read from a queue for a listing
-PEEK_LIMIT = 50
+log = logging.getLogger("dmhub_adapter_tools.console")
+
+#: messages read from a queue for a listing (a page may ask for up to 200)
+PEEK_LIMIT = 20
+#: a queue deeper than this is listed from the background refresher's last peek when its depth
+#: changed, rather than peeked while the page waits (each receive scans the whole queue in moto)
+SYNC_DEPTH = 100
 #: how long a peeked message stays hidden while the console reads its batch
 PEEK_VISIBILITY = 5
 #: claims scanned for the last hour's local counts (a bounded read; the page says when it stopped)
 SCAN_LIMIT = 20_000
 #: seconds the overview's counts are reused before being read again
-COUNTS_TTL = 15.0
+COUNTS_TTL = 30.0
+#: seconds a queue's last peek may be shown; the refresher renews it after SNAPSHOT_RENEW
+SNAPSHOT_TTL = 120.0
+SNAPSHOT_RENEW = 60.0
+#: the background refresher's tick, and how long after the last page view it keeps going
+REFRESH_INTERVAL = 3.0
+REFRESH_IDLE = 300.0
 #: the payload viewer shows this much of a body at most
 VIEW_LIMIT = 256 * 1024
 QUEUES = {"events": "EVENT_QUEUE_URL", "dlq": "DEAD_LETTER_QUEUE_URL", "unmapped": "UNMAPPED_QUEUE_URL"}
@@ -154,6 +166,29 @@ def decode_message(queue: str, raw: Mapping[str, Any]) -> QueueMessage:
     return message
 
 
+@dataclass
+class Snapshot:
+    """One peek of a queue: when, the depth it saw, the messages."""
+
+    taken_at: float
+    depth: int
+    messages: list[QueueMessage]
+
+    def serves(self, limit: int, depth: int | None) -> bool:
+        """Whether this peek may stand in for a new one of ``limit`` messages: fresh enough,
+        long enough, and taken at the queue's current depth unless the queue is deep."""
+        if time.time() - self.taken_at > SNAPSHOT_TTL:
+            return False
+        if depth is not None and depth != self.depth and depth <= SYNC_DEPTH:
+            return False
+        return len(self.messages) >= limit or len(self.messages) >= self.depth
+
+    @property
+    def age(self) -> str:
+        """How old this peek is."""
+        return age_text(time.time() - self.taken_at)
+
+
 class Backend:
     """The console's reads and actions against one :class:`Target`."""
 
@@ -164,7 +199,13 @@ class Backend:
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._counts: tuple[float, dict[str, Any]] | None = None
-        self._peeked: dict[str, dict[str, QueueMessage]] = {"dlq": {}, "unmapped": {}}
+        #: the last peek of each queue, reused while the queue's depth is unchanged and it is fresh
+        self._snapshots: dict[str, Snapshot | None] = {"dlq": None, "unmapped": None}
+        self._peek_lock = threading.Lock()
+        self._stale: set[str] = set()
+        self._refresher: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._last_visit = 0.0
 
     def client(self, service: str) -> Any:
         """A cached boto3 client for the target."""
@@ -196,9 +237,11 @@ class Backend:
         if self.target.deployed:
             oldest = self._metric_latest("AWS/SQS", "ApproximateAgeOfOldestMessage",
                                          [{"Name": "QueueName", "Value": url.rsplit("/", 1)[-1]}], "Maximum")
-        elif visible:
-            # SQS reports no age locally: the oldest of a first batch, put back at once
-            sent = [m.sent_at for m in self._peek_raw(queue, 10, visibility=0) if m.sent_at]
+        elif visible and queue in self._snapshots:
+            # moto reports no age: the oldest message of the last peek (never a receive on
+            # EventQueue, where a receive would count towards moving a message to the DLQ)
+            snapshot = self._snapshots[queue]
+            sent = [m.sent_at for m in snapshot.messages if m.sent_at] if snapshot else []
             oldest = time.time() - min(sent) if sent else None
         return {
             "name": queue,
@@ -208,11 +251,11 @@ class Backend:
             "oldest": age_text(oldest) if oldest is not None else "-",
         }
 
-    def counts(self) -> dict[str, Any]:
+    def counts(self, *, force: bool = False) -> dict[str, Any]:
         """Delivered, dead-lettered and unmapped in the last hour (cached for COUNTS_TTL)."""
         now = time.time()
         cached = self._counts
-        if cached is not None and now - cached[0] < COUNTS_TTL:
+        if cached is not None and now - cached[0] < COUNTS_TTL and not force:
             return cached[1]
         result = self._cloudwatch_counts() if self.target.deployed else self._local_counts(now)
         self._counts = (now, result)
@@ -353,7 +396,11 @@ class Backend:
             except Exception as exc:
                 queues.append({"name": name, "title": QUEUE_TITLES[name], "error": _brief(exc)})
         try:
-            counts = self.counts()
+            if self._refresher is not None and self._counts is None:
+                # the refresher is counting (a scan of the table): the page's next refresh shows it
+                counts: dict[str, Any] = {"pending": True}
+            else:
+                counts = self.counts()
         except Exception as exc:
             counts = {"error": _brief(exc)}
         try:
@@ -448,9 +495,10 @@ class Backend:
             ((item[name], label) for name, label in steps if isinstance(item.get(name), (int, float))),
             key=lambda pair: pair[0])
         report["history"] = [{"at": _iso(at), "what": label} for at, label in report["history"]]
-        in_dlq = [m for m in self.peek("dlq") if m.claim_key == key]
-        if in_dlq:
-            report["message"] = in_dlq[0]
+        if item.get("status") == "FAILED":
+            in_dlq = [m for m in self.peek("dlq", depth=self.depth("dlq")) if m.claim_key == key]
+            if in_dlq:
+                report["message"] = in_dlq[0]
         dmhub_id = item.get("dmhubId")
         if item.get("status") == "DELIVERED" and dmhub_id not in (None, "-"):
             try:
@@ -485,18 +533,85 @@ class Backend:
                 _release(sqs, url, handles)
         return list(seen.values())
 
-    def peek(self, queue: str, limit: int = PEEK_LIMIT) -> list[QueueMessage]:
-        """The first ``limit`` messages of a queue, left on it (visible again at once)."""
-        messages = self._peek_raw(queue, max(1, min(limit, 200)))
-        self._peeked[queue] = {m.message_id: m for m in messages}
-        return messages
+    def peek(self, queue: str, limit: int = PEEK_LIMIT, *, depth: int | None = None) -> list[QueueMessage]:
+        """The first ``limit`` messages of a queue, left on it (visible again at once).
+
+        The last peek is reused while it is younger than SNAPSHOT_TTL, holds ``limit`` messages
+        (or the whole queue) and the queue's depth (``depth``, if the caller read it) is the
+        one it saw: a receive costs a full pass over the queue in moto_server (about 1 s at
+        1,000 messages), so the background refresher keeps these ready."""
+        limit = max(1, min(limit, 200))
+        snapshot = self._snapshots.get(queue)
+        if snapshot is not None and snapshot.serves(limit, depth):
+            if depth is not None and depth != snapshot.depth:
+                self._stale.add(queue)  # the refresher renews it at its next tick
+            return snapshot.messages[:limit]
+        return self.refresh(queue, limit).messages[:limit]
+
+    def snapshot_age(self, queue: str) -> str:
+        """How old the listing of ``queue`` is."""
+        snapshot = self._snapshots.get(queue)
+        return snapshot.age if snapshot else "-"
+
+    def refresh(self, queue: str, limit: int = PEEK_LIMIT) -> Snapshot:
+        """Peek a queue now and keep the result as its snapshot."""
+        with self._peek_lock:
+            depth = self.depth(queue)
+            messages = self._peek_raw(queue, max(limit, PEEK_LIMIT))
+            snapshot = Snapshot(time.time(), depth, messages)
+            self._snapshots[queue] = snapshot
+            self._stale.discard(queue)
+            return snapshot
+
+    def depth(self, queue: str) -> int:
+        """How many messages of a queue are visible (one cheap attribute read)."""
+        attributes = self.client("sqs").get_queue_attributes(
+            QueueUrl=self.queue_url(queue), AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0))
 
     def message(self, queue: str, message_id: str) -> QueueMessage | None:
-        """A message seen by the last listing (SQS cannot fetch one by id), else peeked again."""
-        found = self._peeked[queue].get(message_id)
+        """A message of the last peek (SQS cannot fetch one by id), else peeked again."""
+        snapshot = self._snapshots.get(queue)
+        found = next((m for m in snapshot.messages if m.message_id == message_id), None) if snapshot else None
         if found is None:
-            found = next((m for m in self.peek(queue, 200) if m.message_id == message_id), None)
+            found = next((m for m in self.refresh(queue, 200).messages if m.message_id == message_id), None)
         return found
+
+    def visited(self) -> None:
+        """A page was served: the background refresher keeps working for REFRESH_IDLE seconds."""
+        self._last_visit = time.time()
+
+    def start_refresher(self, interval: float = REFRESH_INTERVAL) -> threading.Thread:
+        """Keep the queue snapshots and the last hour's counts fresh in the background while
+        the console is in use, so pages are served without waiting on slow reads."""
+
+        def loop() -> None:
+            while not self._stop.is_set():
+                if time.time() - self._last_visit < REFRESH_IDLE or self._last_visit == 0.0:
+                    for queue, snapshot in list(self._snapshots.items()):
+                        if (snapshot is not None and queue not in self._stale
+                                and time.time() - snapshot.taken_at < SNAPSHOT_RENEW):
+                            continue
+                        try:
+                            self.refresh(queue)
+                        except Exception as exc:  # shown by the page's own read; keep refreshing
+                            log.debug("refreshing %s failed: %s", queue, exc)
+                    try:
+                        self.counts()
+                    except Exception as exc:
+                        log.debug("counting failed: %s", exc)
+                    if self._last_visit == 0.0:
+                        self._last_visit = -1.0  # warmed once at start; afterwards only while in use
+                self._stop.wait(interval)
+
+        thread = threading.Thread(target=loop, name="console-refresher", daemon=True)
+        thread.start()
+        self._refresher = thread
+        return thread
+
+    def stop(self) -> None:
+        """Stop the background refresher."""
+        self._stop.set()
 
     def act(self, queue: str, action: str, ids: Iterable[str] | None, *, limit: int = 1000) -> dict[str, Any]:
         """Replay or delete the messages ``ids`` (None: all, up to ``limit``) of ``dlq`` or
@@ -519,6 +634,11 @@ class Backend:
             handle = unmapped_handler(summary)
         sqs = self.client("sqs")
         url = self.queue_url(queue)
+        with self._peek_lock:  # a peek in progress hides messages: wait for it to put them back
+            return self._act(sqs, url, queue, action, wanted, handle, limit)
+
+    def _act(self, sqs: Any, url: str, queue: str, action: str, wanted: set[str] | None,
+             handle: Callable[[dict[str, Any]], str | None], limit: int) -> dict[str, Any]:
         done, kept = 0, []
         release: list[str] = []
         seen: set[str] = set()
@@ -544,7 +664,7 @@ class Backend:
                         release.append(raw["ReceiptHandle"])
         finally:
             _release(sqs, url, release)
-            self._peeked[queue] = {}
+            self._snapshots[queue] = None
         missing = sorted(wanted - seen) if wanted is not None else []
         return {"action": action, "queue": queue, "done": done, "kept": kept, "missing": missing}
 
