@@ -120,3 +120,16 @@ def test_headers_are_lines_or_json() -> None:
         _headers("no colon")
     with pytest.raises(ValueError, match="JSON"):
         _headers("{broken")
+
+
+def test_templates_need_no_inline_script_or_style() -> None:
+    """The pages' Content-Security-Policy forbids inline scripts, handlers and styles."""
+    import re
+    from pathlib import Path
+
+    from dmhub_adapter_tools.console import app
+
+    for template in (Path(app.__file__).parent / "templates").glob("*.html"):
+        text = template.read_text(encoding="utf-8")
+        assert not re.search(r"\sstyle=|\son[a-z]+=|<script>|<style", text), template.name
+        assert "|safe" not in text.replace(" ", ""), template.name  # nothing bypasses autoescaping

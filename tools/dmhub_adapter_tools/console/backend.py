@@ -29,10 +29,11 @@ PEEK_LIMIT = 20
 SYNC_DEPTH = 100
 #: how long a peeked message stays hidden while the console reads its batch
 PEEK_VISIBILITY = 5
-#: claims scanned for the last hour's local counts (a bounded read; the page says when it stopped)
-SCAN_LIMIT = 20_000
+#: pages (1 MB each) scanned for the last hour's local counts: a bounded read; the page says
+#: when it stopped
+SCAN_PAGES = 50
 #: seconds the overview's counts are reused before being read again
-COUNTS_TTL = 30.0
+COUNTS_TTL = 10.0
 #: seconds a queue's last peek may be shown; the refresher renews it after SNAPSHOT_RENEW
 SNAPSHOT_TTL = 120.0
 SNAPSHOT_RENEW = 60.0
@@ -266,7 +267,7 @@ class Backend:
         scan of the table), unmapped and received from the gateway's request log."""
         since = int(now - 3600)
         dynamodb = self.client("dynamodb")
-        delivered = failed = scanned = 0
+        delivered = failed = pages = 0
         truncated = False
         kwargs: dict[str, Any] = {
             "TableName": self.env["IDEMPOTENCY_TABLE"],
@@ -277,7 +278,7 @@ class Backend:
         }
         while True:
             page = dynamodb.scan(**kwargs)
-            scanned += int(page.get("ScannedCount", 0))
+            pages += 1
             for item in page.get("Items", []):
                 status = item.get("status", {}).get("S")
                 if status == "DELIVERED":
@@ -286,12 +287,12 @@ class Backend:
                     failed += 1
             if "LastEvaluatedKey" not in page:
                 break
-            if scanned >= SCAN_LIMIT:
+            if pages >= SCAN_PAGES:
                 truncated = True
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        note = (f"delivered and dead-lettered: claims whose deliveredAt/failedAt is in the last hour ({scanned} "
-                "scanned" + (", stopped at the scan limit)" if truncated else ")"))
+        note = "delivered and dead-lettered: claims whose deliveredAt/failedAt is in the last hour" + (
+            f" (stopped after {SCAN_PAGES} MB of the table)" if truncated else "")
         try:
             requests = self.requests(limit=None)
         except ConsoleError as exc:
