@@ -7,6 +7,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    """Add the ``console`` command."""
     parser = subparsers.add_parser(
         "console",
         help="operator console in the browser: queues, webhooks, traces, dead letters, mappings playground",
@@ -29,6 +30,7 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Find the stack, then serve the console until Ctrl-C."""
     import uvicorn
 
     from dmhub_adapter_tools.cli import CommandError

@@ -18,12 +18,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.base import BaseHTTPMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from dmhub_adapter_tools.console.backend import OUTCOMES, PEEK_LIMIT, Backend, ConsoleError, preview_mapping
+from dmhub_adapter_tools.console.backend import (
+    OUTCOMES,
+    PEEK_LIMIT,
+    Backend,
+    ConsoleError,
+    NotFound,
+    preview_mapping,
+)
 
 HERE = Path(__file__).parent
 COOKIE = "dmhub_console"
@@ -59,6 +66,7 @@ class AccessMiddleware(BaseHTTPMiddleware):
         self.config = config
 
     async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        """Apply the access rules, then serve the request."""
         host = (request.headers.get("host") or "").rsplit(":", 1)[0]
         if host not in ("127.0.0.1", "localhost"):
             return PlainTextResponse("the console answers on 127.0.0.1 only", status_code=403)
@@ -76,11 +84,13 @@ class AccessMiddleware(BaseHTTPMiddleware):
             return _harden(PlainTextResponse(
                 "open the console with the URL (and its token) printed when it started", status_code=403))
         if request.method == "POST":
+            length = request.headers.get("content-length", "")
+            if not length.isdigit() or int(length) > MAX_FORM_BYTES:
+                return _harden(PlainTextResponse(
+                    f"a form needs a Content-Length of at most {MAX_FORM_BYTES} bytes", status_code=413))
             sent = request.headers.get("x-csrf-token")
             if sent is None:
-                body = await request.body()
-                if len(body) > MAX_FORM_BYTES:
-                    return PlainTextResponse("form too large", status_code=413)
+                await request.body()  # read (and kept for the endpoint) before the form is parsed
                 form = await request.form()
                 sent = str(form.get("csrf") or "")
             if not hmac.compare_digest(sent.encode(), self.config.csrf_token.encode()):
@@ -106,6 +116,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
     target = backend.target
 
     def render(request: Request, name: str, status_code: int = 200, **context: Any) -> Response:
+        """A template with what every page needs (CSRF token, target, actions)."""
         context.update(
             request=request,
             csrf=config.csrf_token,
@@ -116,12 +127,15 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         return templates.TemplateResponse(request, name, context, status_code=status_code)
 
     def page(name: str, loader: Callable[[Request], Any] | None = None) -> Endpoint:
+        """A GET endpoint rendering ``name`` with what ``loader`` reads (in a thread)."""
         async def endpoint(request: Request) -> Response:
             backend.visited()
             context: dict[str, Any] = {}
             if loader is not None:
                 try:
                     context = await run_in_threadpool(loader, request)
+                except NotFound as exc:
+                    return render(request, name, status_code=404, error=str(exc))
                 except ConsoleError as exc:
                     context = {"error": str(exc)}
                 except ValueError as exc:
@@ -135,9 +149,11 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
     # -- loaders --------------------------------------------------------------------------------
 
     def overview(_request: Request) -> dict[str, Any]:
+        """Overview numbers."""
         return {"overview": backend.overview()}
 
     def feed(request: Request) -> dict[str, Any]:
+        """The gateway's requests, filtered by outcome and text."""
         text = request.query_params.get("q", "").strip().lower()
         outcome = request.query_params.get("outcome", "")
         rows = backend.requests(limit=None)
@@ -149,6 +165,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         return {"rows": rows[:200], "total": len(rows), "q": text, "outcome": outcome}
 
     def trace(request: Request) -> dict[str, Any]:
+        """Claims matching the search, and the trace of the one found."""
         params = request.query_params
         query = (params.get("q") or params.get("externalId") or "").strip()
         source, account = params.get("source", "").strip(), params.get("account", "").strip()
@@ -162,6 +179,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         return context
 
     def queue_list(queue: str) -> Callable[[Request], dict[str, Any]]:
+        """The loader of a queue's listing."""
         def load(request: Request) -> dict[str, Any]:
             limit = _int(request.query_params.get("limit"), PEEK_LIMIT, 1, 200)
             stats = backend.queue_stats(queue)
@@ -172,16 +190,18 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         return load
 
     def message(request: Request) -> dict[str, Any]:
+        """One queued message, and for an unmapped record its re-map preview."""
         queue = _queue(request.path_params["queue"])
         found = backend.message(queue, request.path_params["message_id"])
         if found is None:
-            raise ConsoleError("that message is no longer on the queue (replayed, deleted or expired)")
+            raise NotFound("that message is no longer on the queue (replayed, deleted or expired)")
         context: dict[str, Any] = {"queue": queue, "message": found}
         if queue == "unmapped":
             context["remap"] = backend.remap(found)
         return context
 
     def playground(request: Request) -> dict[str, Any]:
+        """The playground's form, filled from an unmapped record or a source."""
         from dmhub_adapter.mapping.config import available_sources
 
         sources = available_sources(backend.env.get("MAPPINGS_DIR"))
@@ -191,7 +211,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         if origin:
             found = backend.message("unmapped", origin)
             if found is None:
-                raise ConsoleError("that unmapped record is no longer on the queue")
+                raise NotFound("that unmapped record is no longer on the queue")
             context.update(source=found.source, account=found.account, payload=found.payload or "",
                            headers="\n".join(f"{k}: {v}" for k, v in found.headers.items()))
         if context["source"] and not context["yaml"]:
@@ -199,6 +219,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         return context
 
     def events(request: Request) -> dict[str, Any]:
+        """DM Hub's events matching the form, once it is submitted."""
         params = request.query_params
         form = {name: params.get(name, "").strip() for name in ("customer", "types", "since", "until", "partition")}
         context: dict[str, Any] = {"form": form}
@@ -223,7 +244,11 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
     # -- actions --------------------------------------------------------------------------------
 
     async def act(request: Request) -> Response:
-        queue = _queue(request.path_params["queue"])
+        """Replay or delete selected (or all) messages of a queue."""
+        try:
+            queue = _queue(request.path_params["queue"])
+        except NotFound as exc:
+            return render(request, "result.html", status_code=404, error=str(exc))
         form = await request.form()
         action = str(form.get("action") or "")
         ids = [str(v) for v in form.getlist("id")]
@@ -232,6 +257,8 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         if action == "delete" and form.get("confirm") != "yes":
             return render(request, "result.html", status_code=400, queue=queue,
                           error="deleting needs the confirmation box ticked")
+        if action not in ("replay", "delete"):
+            return render(request, "result.html", status_code=400, queue=queue, error="choose replay or delete")
         if not everything and not ids:
             return render(request, "result.html", status_code=400, queue=queue, error="select messages first")
         try:
@@ -241,6 +268,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         return render(request, "result.html", queue=queue, outcome=outcome)
 
     async def try_mapping(request: Request) -> Response:
+        """Map the pasted payload with the edited (or current) mapping."""
         form = await request.form()
         source = str(form.get("source") or "").strip()
         payload = str(form.get("payload") or "")
@@ -259,6 +287,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         return render(request, "playground_result.html", result=result)
 
     async def static_guard(request: Request) -> Response:
+        """Anything else: 404."""
         return PlainTextResponse("not found", status_code=404)
 
     routes = [
@@ -282,7 +311,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
 
 def _queue(name: str) -> str:
     if name not in ("dlq", "unmapped"):
-        raise ConsoleError(f"no queue {name!r} here (dlq or unmapped)")
+        raise NotFound(f"no queue {name!r} here (dlq or unmapped)")
     return name
 
 
@@ -337,10 +366,3 @@ def _mapping_text(source: str, mappings_dir: str | None) -> str:
     except (LookupError, ValueError):
         return ""
     return path.read_text(encoding="utf-8") if path is not None else ""
-
-
-def html_error(message: str, status: int = 400) -> HTMLResponse:
-    """A bare error page (used before the templates are reachable)."""
-    from html import escape
-
-    return HTMLResponse(f"<p>{escape(message)}</p>", status_code=status)

@@ -51,6 +51,10 @@ class ConsoleError(Exception):
     """A failure the page shows as a message (never a traceback)."""
 
 
+class NotFound(ConsoleError):
+    """What the page names is not there (an unknown queue, a message no longer queued): 404."""
+
+
 def _iso(seconds: float | None) -> str:
     if seconds is None:
         return "-"
