@@ -30,6 +30,15 @@ TARGETS = (
     "test_number_conversion_is_bounded_and_only_raises_conversion_errors",
     "test_any_charset_is_a_4xx_or_decodes",
     "test_deep_json_and_xml_are_4xx_or_parsed",
+    # tests/reliability/test_fuzz_senders.py
+    "test_mutated_wechatpay_body_is_never_accepted",
+    "test_mutated_wechatpay_headers_are_never_accepted",
+    "test_hostile_resources_behind_a_valid_signature_are_4xx",
+    "test_mutated_wecom_push_is_accepted_only_when_its_message_is_unchanged",
+    "test_mutated_wecom_query_is_never_accepted",
+    "test_mutated_shopify_body_is_never_accepted",
+    "test_random_bodies_with_valid_headers_are_refused",
+    "test_youzan_bodies_without_event_sign_are_4xx",
 )
 
 
@@ -40,13 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     os.environ["FUZZ_EXAMPLES"] = str(args.examples)
-    from tests.reliability import test_fuzz
+    from tests.reliability import test_fuzz, test_fuzz_senders
 
     total = 0
     failed = False
     started_all = time.perf_counter()
     for name in args.only or TARGETS:
-        test: Any = getattr(test_fuzz, name)
+        test: Any = getattr(test_fuzz, name, None) or getattr(test_fuzz_senders, name)
         counter = [0]
         inner = test.hypothesis.inner_test
 

@@ -30,11 +30,12 @@ from dmhub_adapter_tools.local.apigw_event import make_event
 from tests.conftest import EVENTS_DIR, ROOT
 
 SAMPLES = sorted(p.name for p in EVENTS_DIR.glob("*.json")
-                 if p.name.startswith(("youzan-", "doudian-", "standard-webhooks-")))
+                 if p.name.startswith(("youzan-", "doudian-", "standard-webhooks-", "wechatpay-", "wecom-",
+                                       "shopify-")))
 
 
 def source_of(file_name: str) -> str:
-    for name in ("standard-webhooks", "youzan", "doudian"):
+    for name in ("standard-webhooks", "youzan", "doudian", "wechatpay", "wecom", "shopify"):
         if file_name.startswith(name + "-"):
             return name
     raise AssertionError(file_name)
@@ -72,7 +73,8 @@ def load_generator() -> ModuleType:
 
 
 def test_there_are_samples_for_each_source() -> None:
-    assert {source_of(name) for name in SAMPLES} == {"youzan", "doudian", "standard-webhooks"}
+    assert {source_of(name) for name in SAMPLES} == {"youzan", "doudian", "standard-webhooks", "wechatpay", "wecom",
+                                                     "shopify"}
 
 
 def test_samples_are_what_the_generator_writes(tmp_path: Path) -> None:

@@ -364,7 +364,7 @@ def test_ingest_reads_only_the_secrets_of_the_sources_it_serves(resources: dict[
     def readable(name: str) -> bool:
         return any(iam_match(p, secret_arn(name)) for p in patterns)
 
-    for source in ("wechat", "taobao", "youzan", "doudian", "standard-webhooks"):
+    for source in ("wechat", "taobao", "youzan", "doudian", "standard-webhooks", "wechatpay", "wecom", "shopify"):
         assert readable(f"dmhub-adapter/{source}/demo"), source
     # another stack's nested prefix, sources not served, the DM Hub credentials: out of reach
     for name in ("dmhub-adapter/staging/wechat/demo", "dmhub-adapter/acme/t1", "dmhub-adapter/dmhub",

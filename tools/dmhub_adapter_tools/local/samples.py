@@ -217,6 +217,147 @@ def _taobao_refund(name: str, secret: Mapping[str, Any], account: str, now: floa
     return taobao_request(name, message, secret, account, now, facts)
 
 
+# -- WeChat Pay, WeCom, Shopify ------------------------------------------------------------------
+
+#: the demo WeChat Pay payer (an openid of the demo app)
+DEMO_PAYER = "oUpF8uMuAJO_M2pxb1Q9zNjWeS6o"
+#: the demo WeCom customer and employee
+DEMO_EXTERNAL_USER = "wmAJ2GCAAAXtWyujaWJHDDGi0mACHAAA"
+DEMO_EMPLOYEE = "zhangsan"
+
+
+def new_trade_no() -> str:
+    """A fresh merchant order number (out_trade_no)."""
+    return "CRM" + time.strftime("%Y%m%d") + str(secrets.randbelow(10**12)).zfill(12)
+
+
+def wechatpay_request(name: str, secret: Mapping[str, Any], account: str, now: float, event_type: str,
+                      plain: Mapping[str, Any], facts: dict[str, Any]) -> SampleRequest:
+    """A WeChat Pay APIv3 notification: ``plain`` AES-256-GCM encrypted with the account's APIv3
+    key, the body RSA-signed with the demo platform key (demo_keys)."""
+    import base64
+
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    from dmhub_adapter_tools.local.demo_keys import WECHATPAY_PRIVATE_KEY, WECHATPAY_SERIAL
+
+    kind = "refund" if event_type.startswith("REFUND.") else "transaction"
+    nonce = secrets.token_hex(6)
+    cipher = AESGCM(str(secret["apiV3Key"]).encode()).encrypt(
+        nonce.encode(), json.dumps(plain, ensure_ascii=False, separators=(",", ":")).encode(), kind.encode())
+    envelope = {"id": f"{secrets.token_hex(4)}-{secrets.token_hex(2)}-5c6d-9e8f-{secrets.token_hex(6)}",
+                "create_time": time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(now + 8 * 3600)),
+                "resource_type": "encrypt-resource", "event_type": event_type,
+                "summary": "支付成功" if kind == "transaction" else "退款状态",
+                "resource": {"original_type": kind, "algorithm": "AEAD_AES_256_GCM",
+                             "ciphertext": base64.b64encode(cipher).decode(), "associated_data": kind,
+                             "nonce": nonce}}
+    body = json.dumps(envelope, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    timestamp, header_nonce = str(int(now)), secrets.token_hex(16)
+    key = serialization.load_pem_private_key(WECHATPAY_PRIVATE_KEY.encode(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    signed = f"{timestamp}\n{header_nonce}\n".encode() + body + b"\n"
+    signature = key.sign(signed, padding.PKCS1v15(), hashes.SHA256())
+    headers = {"content-type": "application/json", "wechatpay-serial": WECHATPAY_SERIAL,
+               "wechatpay-timestamp": timestamp, "wechatpay-nonce": header_nonce,
+               "wechatpay-signature-type": "WECHATPAY2-SHA256-RSA2048",
+               "wechatpay-signature": base64.b64encode(signature).decode(), "user-agent": "Mozilla/4.0"}
+    return SampleRequest(name=name, source="wechatpay", account=account, method="POST", raw_query="", body=body,
+                         headers=headers, facts=facts)
+
+
+def _gmt8(now: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S+08:00", time.gmtime(now + 8 * 3600))
+
+
+def _wechatpay_paid(name: str, secret: Mapping[str, Any], account: str, now: float, out_trade_no: str | None = None,
+                    openid: str = DEMO_PAYER, **_: Any) -> SampleRequest:
+    trade = out_trade_no or new_trade_no()
+    plain = {"mchid": str(secret.get("mchid", "1900000001")), "appid": "wxd678efh567hg6787", "out_trade_no": trade,
+             "transaction_id": "42" + str(secrets.randbelow(10**26)).zfill(26), "trade_type": "JSAPI",
+             "trade_state": "SUCCESS", "trade_state_desc": "支付成功", "bank_type": "OTHERS", "attach": "",
+             "success_time": _gmt8(now - 1), "payer": {"openid": openid},
+             "amount": {"total": 19900, "payer_total": 19900, "currency": "CNY", "payer_currency": "CNY"}}
+    return wechatpay_request(name, secret, account, now, "TRANSACTION.SUCCESS", plain,
+                             {"out_trade_no": trade, "openid": openid})
+
+
+def _wechatpay_refund(name: str, secret: Mapping[str, Any], account: str, now: float,
+                      out_trade_no: str | None = None, **_: Any) -> SampleRequest:
+    trade = out_trade_no or new_trade_no()
+    refund_no = "RF" + trade[3:]
+    plain = {"mchid": str(secret.get("mchid", "1900000001")), "out_trade_no": trade,
+             "transaction_id": "42" + str(secrets.randbelow(10**26)).zfill(26), "out_refund_no": refund_no,
+             "refund_id": "50" + str(secrets.randbelow(10**27)).zfill(27), "refund_status": "SUCCESS",
+             "success_time": _gmt8(now - 1), "user_received_account": "招商银行信用卡0403",
+             "amount": {"total": 19900, "refund": 19900, "payer_total": 19900, "payer_refund": 19900}}
+    return wechatpay_request(name, secret, account, now, "REFUND.SUCCESS", plain,
+                             {"out_trade_no": trade, "out_refund_no": refund_no})
+
+
+def wecom_contact_xml(change_type: str, *, corp_id: str, created: int, external: str = DEMO_EXTERNAL_USER,
+                      user: str = DEMO_EMPLOYEE, state: str = "crm_c7") -> str:
+    """The decrypted XML of a change_external_contact callback."""
+    return ("<xml>"
+            f"<ToUserName><![CDATA[{corp_id}]]></ToUserName><FromUserName><![CDATA[sys]]></FromUserName>"
+            f"<CreateTime>{created}</CreateTime><MsgType><![CDATA[event]]></MsgType>"
+            "<Event><![CDATA[change_external_contact]]></Event>"
+            f"<ChangeType><![CDATA[{change_type}]]></ChangeType><UserID><![CDATA[{user}]]></UserID>"
+            f"<ExternalUserID><![CDATA[{external}]]></ExternalUserID><State><![CDATA[{state}]]></State>"
+            "<WelcomeCode><![CDATA[WELCOMECODE]]></WelcomeCode></xml>")
+
+
+def _wecom_contact(change_type: str) -> Callable[..., SampleRequest]:
+    def build(name: str, secret: Mapping[str, Any], account: str, now: float,
+              external: str = DEMO_EXTERNAL_USER, **_: Any) -> SampleRequest:
+        from dmhub_adapter.sources.wecom import signed_push
+
+        xml = wecom_contact_xml(change_type, corp_id=str(secret["corpId"]), created=int(now), external=external)
+        raw_query, body = signed_push(secret, xml, now=now)
+        return SampleRequest(name=name, source="wecom", account=account, method="POST", raw_query=raw_query,
+                             body=body, headers={"content-type": "text/xml"},
+                             facts={"external": external, "change_type": change_type, "created": int(now)})
+
+    return build
+
+
+def _wecom_verify(name: str, secret: Mapping[str, Any], account: str, now: float, **_: Any) -> SampleRequest:
+    from dmhub_adapter.sources.wecom import handshake_query
+
+    reply = str(secrets.randbelow(10**18))
+    return SampleRequest(name=name, source="wecom", account=account, method="GET",
+                         raw_query=handshake_query(secret, reply, now=now), body=b"", facts={"echostr": reply})
+
+
+def _shopify_order(topic: str) -> Callable[..., SampleRequest]:
+    def build(name: str, secret: Mapping[str, Any], account: str, now: float, order_id: int | None = None,
+              email: str = "jon@example.com", **_: Any) -> SampleRequest:
+        import base64
+        import hashlib
+        import hmac
+
+        order_id = order_id if order_id is not None else 820_000_000_000_000_000 + secrets.randbelow(10**15)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S-00:00", time.gmtime(now - 1))
+        order = {"id": order_id, "admin_graphql_api_id": f"gid://shopify/Order/{order_id}", "email": email,
+                 "phone": None, "created_at": stamp, "updated_at": stamp, "processed_at": stamp, "currency": "USD",
+                 "total_price": "199.00", "financial_status": "paid", "name": "#9999",
+                 "order_number": 9999, "line_items": [{"id": 1, "title": "Tea", "quantity": 1, "price": "199.00"}],
+                 "customer": {"id": 115310627314723954, "email": email, "phone": None}}
+        body = json.dumps(order, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        signature = base64.b64encode(hmac.new(str(secret["webhookSecret"]).encode(), body, hashlib.sha256).digest())
+        event_id = secrets.token_hex(16)
+        headers = {"content-type": "application/json", "x-shopify-hmac-sha256": signature.decode(),
+                   "x-shopify-topic": topic, "x-shopify-shop-domain": "demo.myshopify.com",
+                   "x-shopify-api-version": "2025-01", "x-shopify-webhook-id": secrets.token_hex(16),
+                   "x-shopify-event-id": event_id, "x-shopify-triggered-at": stamp}
+        return SampleRequest(name=name, source="shopify", account=account, method="POST", raw_query="", body=body,
+                             headers=headers, facts={"order_id": order_id, "topic": topic, "email": email})
+
+    return build
+
+
 SAMPLES: dict[str, SampleSpec] = {
     "wechat-follow": SampleSpec("wechat", "follow via a parametric QR code, safe (AES) mode",
                                 _wechat_follow("safe", True)),
@@ -237,6 +378,17 @@ SAMPLES: dict[str, SampleSpec] = {
     "taobao-success": SampleSpec("taobao", "order completed (taobao_trade_TradeSuccess)",
                                  _taobao_trade("TradeSuccess", "TRADE_FINISHED")),
     "taobao-refund": SampleSpec("taobao", "refund requested (taobao_refund_RefundCreated)", _taobao_refund),
+    "wechatpay-paid": SampleSpec("wechatpay", "payment succeeded (TRANSACTION.SUCCESS), RSA-signed, AES-GCM resource",
+                                 _wechatpay_paid),
+    "wechatpay-refund": SampleSpec("wechatpay", "refund succeeded (REFUND.SUCCESS)", _wechatpay_refund),
+    "wecom-add-contact": SampleSpec("wecom", "a customer adds an employee (add_external_contact), encrypted",
+                                    _wecom_contact("add_external_contact")),
+    "wecom-customer-left": SampleSpec("wecom", "the customer deletes the employee (del_follow_user)",
+                                      _wecom_contact("del_follow_user")),
+    "wecom-verify": SampleSpec("wecom", "the URL-verification GET (answered with the decrypted echostr)",
+                               _wecom_verify),
+    "shopify-order-paid": SampleSpec("shopify", "orders/paid, HMAC-signed", _shopify_order("orders/paid")),
+    "shopify-order-created": SampleSpec("shopify", "orders/create, HMAC-signed", _shopify_order("orders/create")),
 }
 
 

@@ -24,6 +24,7 @@ from jmespath.exceptions import JMESPathError
 
 from dmhub_adapter.errors import Forbidden
 from dmhub_adapter.mapping import converters
+from dmhub_adapter.mapping.config import AccountBinding
 from dmhub_adapter.mapping.engine import MappingError, decode_message
 from dmhub_adapter.mapping.functions import is_false, search
 from dmhub_adapter.sources.base import Account, Inbound, Source
@@ -31,7 +32,7 @@ from dmhub_adapter.sources.base import Account, Inbound, Source
 logger = logging.getLogger(__name__)
 
 #: (source, account) pairs already warned about an unenforced binding in this container
-_warned: set[tuple[str, str]] = set()
+_warned: set[tuple[str, str, str]] = set()
 
 
 def _text(value: Any) -> str | None:
@@ -45,15 +46,17 @@ def _text(value: Any) -> str | None:
 
 
 def check_account_binding(account: Account, inbound: Inbound, *, log: Any = None) -> None:
-    """Raise :class:`Forbidden` when a message of ``inbound`` belongs to another account."""
-    binding = account.mapping.account_binding
-    if binding is None:
-        return
-    log = log or logger
+    """Raise :class:`Forbidden` when a message of ``inbound`` belongs to another account
+    (every binding of the mapping is checked)."""
+    for binding in account.mapping.account_bindings():
+        _check_binding(account, inbound, binding, log or logger)
+
+
+def _check_binding(account: Account, inbound: Inbound, binding: AccountBinding, log: Any) -> None:
     expected = _text((account.secret or {}).get(binding.secret))
     if expected is None:
-        if (account.source, account.name) not in _warned:
-            _warned.add((account.source, account.name))
+        if (account.source, account.name, binding.secret) not in _warned:
+            _warned.add((account.source, account.name, binding.secret))
             log.warning(
                 "account binding not enforced: the secret has no field %r", binding.secret,
                 extra={"source": account.source, "account": account.name},

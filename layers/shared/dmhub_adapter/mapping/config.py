@@ -138,6 +138,10 @@ class IdentitySpec(StrictModel):
     name) come from; ``create`` lets the sender create an unknown customer."""
 
     type: IdentityType = Field(description="identity type, e.g. wechat")
+    type_from: ValueSpec | None = Field(
+        default=None, alias="typeFrom",
+        description="where the message says the type (e.g. _account.identityType); 'type' when it has none",
+    )
     value: ValueSpec
     name: ValueSpec | None = None
     create: bool = Field(default=True, description="may the sender create the customer when unknown")
@@ -216,6 +220,9 @@ class RuleSpec(StrictModel):
                 raise ValueError(
                     f"custom attributes need a custom event type starting with {CUSTOM_EVENT_PREFIX!r}"
                 )
+        clash = sorted(set(self.attributes) & {*EVENT_FIELDS, "event", "externalId", "date", "customerId"})
+        if clash:
+            raise ValueError(f"custom attribute(s) {clash} would overwrite the event's own field(s); rename them")
         if len(self.attributes) > CUSTOM_ATTRIBUTES_MAX:
             raise ValueError(
                 f"{len(self.attributes)} custom attributes {sorted(self.attributes)}; "
@@ -281,9 +288,17 @@ class MappingFile(StrictModel):
     verification: dict[str, Any] | None = Field(default=None, description="adapter-specific signature scheme")
     reply: dict[str, Any] | None = Field(default=None, description="adapter-specific reply dialect")
     options: dict[str, Any] = Field(default_factory=dict, description="adapter-specific options")
-    account_binding: AccountBinding | None = Field(
-        default=None, alias="accountBinding", description="payload value that must equal a secret field"
+    account_binding: AccountBinding | list[AccountBinding] | None = Field(
+        default=None, alias="accountBinding",
+        description="payload value(s) that must equal a secret field; a list checks each",
     )
+
+    def account_bindings(self) -> list[AccountBinding]:
+        """The file's account bindings as a list (none, one, or several)."""
+        binding = self.account_binding
+        if binding is None:
+            return []
+        return binding if isinstance(binding, list) else [binding]
 
     _messages: Any = PrivateAttr(default=None)
 

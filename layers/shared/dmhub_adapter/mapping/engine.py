@@ -136,6 +136,7 @@ def _holds(evaluate: Getter, context: dict[str, Any]) -> bool:
 @dataclass(frozen=True)
 class _IdentityPlan:
     type: str
+    type_from: Getter | None
     create: bool
     value: Getter
     name: Getter | None
@@ -173,6 +174,8 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
     if identity_spec is not None:
         identity = _IdentityPlan(
             type=identity_spec.type,
+            type_from=(_guarded(_compile_value(identity_spec.type_from), rule.name, "identity.typeFrom")
+                       if identity_spec.type_from else None),
             create=identity_spec.create,
             value=_guarded(_compile_value(identity_spec.value), rule.name, "identity.value"),
             name=(
@@ -257,9 +260,10 @@ def _build_event(plan: _RulePlan, context: dict[str, Any]) -> MappedEvent:
         if value is None or value == "":
             raise MappingError(f"rule {rule!r}, field 'identity.value': no value in this message")
         label = plan.identity.name(context) if plan.identity.name is not None else None
+        chosen = plan.identity.type_from(context) if plan.identity.type_from is not None else None
         try:
             identity = Identity(
-                type=plan.identity.type,
+                type=plan.identity.type if chosen in (None, "") else _text(chosen, rule, "identity.typeFrom"),
                 value=_text(value, rule, "identity.value"),
                 name=None if label in (None, "") else _text(label, rule, "identity.name"),
                 create=plan.identity.create,

@@ -12,7 +12,10 @@ the registry runs when the file loads and ``check-config`` reports):
 ``options``       ``maxBodyBytes`` (default the MAX_BODY_BYTES setting), ``requestValues``
                   (header/query values copied into every message as ``_request.<name>``, e.g.
                   a delivery id used as externalId), ``handshake`` (a GET that echoes a query
-                  parameter, for URL verification).
+                  parameter, for URL verification), ``accountValues`` (fields of the
+                  account's secret copied into every message as ``_account.<name>``, e.g. the
+                  identity type an openid belongs to) and ``decrypt`` (fields the sender
+                  encrypts, opened with a key from the secret after verification: AES-256-GCM).
 
 The payload ``format`` (json, form, xml) and the ``messages`` split come from the mapping file.
 """
@@ -22,16 +25,17 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from jmespath.exceptions import JMESPathError
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, TypeAdapter, ValidationError, field_validator, model_validator
 
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping import converters
 from dmhub_adapter.mapping.config import MappingFile, ValueSpec, block_problems
 from dmhub_adapter.mapping.engine import MappingError, _compile_value, decode_message, split_messages
 from dmhub_adapter.mapping.functions import compile_expression, is_false, search
+from dmhub_adapter.model.customer_event import IdentityType
 from dmhub_adapter.sources import payloads
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
 from dmhub_adapter.sources.generic import signatures
@@ -48,6 +52,9 @@ ERROR_KINDS = ("bad_request", "unauthorized", "forbidden", "not_found", "method_
                "payload_too_large", "unavailable")
 MAX_BODY_LIMIT = 6 * 1024 * 1024  # API Gateway → Lambda payload limit
 MAX_ECHO = 512
+_IDENTITY_TYPE: TypeAdapter[str] = TypeAdapter(IdentityType)
+#: an encrypted field larger than this (base64 text) is refused before decoding
+MAX_CIPHERTEXT = 1024 * 1024
 
 
 def _is_json(content_type: str) -> bool:
@@ -120,9 +127,16 @@ class ReplyConfig(StrictModel):
 
 
 class RequestValue(StrictModel):
-    """A header or query parameter a mapping reads as `request.<name>`; exactly one of the two is named."""
-    header: str | None = Field(default=None, min_length=1)
+    """A header or query parameter a mapping reads as `request.<name>`; exactly one of the two is named.
+
+    ``header`` may list alternatives (first present wins), like the verification block's."""
+    header: signatures.HeaderNames | None = Field(default=None)
     query: str | None = Field(default=None, min_length=1)
+
+    @field_validator("header")
+    @classmethod
+    def _headers(cls, value: signatures.HeaderNames | None) -> signatures.HeaderNames | None:
+        return signatures._check_headers(value)
 
     @model_validator(mode="after")
     def _one(self) -> RequestValue:
@@ -188,10 +202,50 @@ class ReplayBound(StrictModel):
     replay_window: NoReplayWindow | None = Field(default=None, alias="replayWindow")
 
 
+class FallbackBound(ReplayBound):
+    """``verification.otherwise``'s own keys: its time bound and ``agree``.
+
+    A fallback dialect often signs less than the primary one (Youzan's legacy push signs
+    ``msg`` only), so it brings its own ``maxAge`` on a time it does sign, and ``agree``: body
+    fields it leaves unsigned that must equal a value derived from what it signs (else 401)."""
+
+    agree: dict[str, str] = Field(
+        default_factory=dict,
+        description="{unsigned top-level field: JMESPath over the decoded message giving the signed value, "
+        "or a list of the values allowed}",
+    )
+
+    _agree: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _compile_agree(self) -> FallbackBound:
+        try:
+            self._agree = {name: compile_expression(expression) for name, expression in self.agree.items()}
+        except JMESPathError as exc:
+            raise ValueError(f"agree: bad JMESPath expression: {exc}") from exc
+        return self
+
+
+#: keys of a ``verification.otherwise`` block this module reads (besides its replay keys)
+OTHERWISE_KEYS = (*REPLAY_KEYS, "agree")
+
+
 def split_verification(block: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``verification`` → (the signature scheme, the replay keys)."""
-    return ({k: v for k, v in block.items() if k not in REPLAY_KEYS},
-            {k: v for k, v in block.items() if k in REPLAY_KEYS})
+    """``verification`` → (the signature scheme, the replay keys). The ``otherwise`` block's
+    own replay and ``agree`` keys stay out of the scheme (see :func:`otherwise_keys`)."""
+    scheme = {k: v for k, v in block.items() if k not in REPLAY_KEYS}
+    otherwise = scheme.get("otherwise")
+    if isinstance(otherwise, dict):
+        scheme["otherwise"] = {k: v for k, v in otherwise.items() if k not in OTHERWISE_KEYS}
+    return scheme, {k: v for k, v in block.items() if k in REPLAY_KEYS}
+
+
+def otherwise_keys(block: dict[str, Any]) -> dict[str, Any]:
+    """The replay and ``agree`` keys of ``verification.otherwise`` (empty without one)."""
+    otherwise = block.get("otherwise")
+    if not isinstance(otherwise, dict):
+        return {}
+    return {k: v for k, v in otherwise.items() if k in OTHERWISE_KEYS}
 
 
 def replay_problems(scheme: signatures.Verification, bound: ReplayBound) -> list[str]:
@@ -210,11 +264,64 @@ def replay_problems(scheme: signatures.Verification, bound: ReplayBound) -> list
     return []
 
 
+class AccountValue(StrictModel):
+    """A field of the account's secret a mapping reads as ``_account.<name>``."""
+
+    secret: str = Field(min_length=1, description="the secret's field")
+    default: str | None = Field(default=None, description="when the secret has no such field")
+    kind: Literal["text", "identityType"] = Field(
+        default="text", description="identityType: checked as a DM Hub identity type (503 when it is not one)"
+    )
+
+
+class DecryptKey(StrictModel):
+    """The key of a ``decrypt`` step: a secret field, as text (WeChat Pay's APIv3 key) or base64."""
+
+    secret: str = Field(min_length=1)
+    decode: Literal["text", "base64", "hex"] = "text"
+
+
+class DecryptSpec(StrictModel):
+    """``options.decrypt``: an object field the sender encrypted, opened after verification.
+
+    AES-256-GCM (WeChat Pay's ``AEAD_AES_256_GCM``): ``ciphertext`` is base64 of the ciphertext
+    followed by the 16-byte tag, ``nonce`` and ``associatedData`` are text; the plaintext is
+    JSON and replaces the field. A field that holds no ``ciphertext`` (an already decrypted,
+    stored payload being replayed) is left as it is."""
+
+    field: str = Field(min_length=1, description="top-level field holding the encrypted object")
+    algorithm: Literal["aes-256-gcm"] = "aes-256-gcm"
+    key: DecryptKey
+    ciphertext: str = Field(default="ciphertext", description="its sub-field with the base64 ciphertext")
+    nonce: str = Field(default="nonce", description="its sub-field with the nonce")
+    associated_data: str | None = Field(default=None, alias="associatedData",
+                                        description="its sub-field with the associated data (absent = empty)")
+    expect: dict[str, str] = Field(default_factory=dict,
+                                   description="sub-fields that must hold these values, e.g. the algorithm name")
+
+
 class GenericOptions(StrictModel):
-    """The `options` block of a config-described source: body limit, request values and handshake."""
+    """The `options` block of a config-described source: body limit, request values, handshake,
+    account values and decryption."""
     max_body_bytes: int | None = Field(default=None, ge=1, le=MAX_BODY_LIMIT, alias="maxBodyBytes")
     request_values: dict[str, RequestValue] = Field(default_factory=dict, alias="requestValues")
     handshake: HandshakeSpec | None = None
+    account_values: dict[str, AccountValue] = Field(default_factory=dict, alias="accountValues")
+    decrypt: list[DecryptSpec] = Field(default_factory=list, max_length=4)
+
+    @field_validator("account_values")
+    @classmethod
+    def _account_names(cls, value: dict[str, AccountValue]) -> dict[str, AccountValue]:
+        bad = sorted(name for name in value if not _NAME_RE.match(name))
+        if bad:
+            raise ValueError(f"names {bad} must be letters, digits and '_' (they become _account.<name>)")
+        for name, spec in value.items():
+            if spec.kind == "identityType" and spec.default is not None:
+                try:
+                    _IDENTITY_TYPE.validate_python(spec.default)
+                except ValidationError as exc:
+                    raise ValueError(f"{name}.default: not an identity type") from exc
+        return value
 
     @field_validator("request_values")
     @classmethod
@@ -243,11 +350,20 @@ def check_config(mapping: MappingFile) -> list[str]:
         else:
             if scheme is not None:
                 problems.extend(replay_problems(scheme, bound))
+        if isinstance(scheme, signatures.SignatureScheme) and scheme.otherwise is not None:
+            try:
+                fallback = FallbackBound.model_validate(otherwise_keys(mapping.verification))
+            except ValidationError as exc:
+                problems.extend(block_problems(exc, "verification.otherwise"))
+            else:
+                problems.extend(problem.replace("'verification'", "'verification.otherwise'")
+                                for problem in replay_problems(scheme.otherwise, fallback))
     try:
         GenericOptions.model_validate(mapping.options)
     except ValidationError as exc:
         problems.extend(block_problems(exc, "options"))
     problems.extend(_request_value_problems(mapping))
+    problems.extend(_account_value_problems(mapping))
     try:
         ReplyConfig.model_validate(mapping.reply or {})
     except ValidationError as exc:
@@ -259,21 +375,28 @@ def check_config(mapping: MappingFile) -> list[str]:
 _REQUEST_REF_RE = re.compile(r'(?<![A-Za-z0-9_])_request(?:\s*\.\s*(?:([A-Za-z_][A-Za-z0-9_]*)|"([^"]+)"))?')
 
 
-def _signed_names(scheme: signatures.Verification) -> tuple[set[str], set[str] | None]:
-    """Header names (lower case) and query names the signature covers; ``None`` for the query
-    names means every parameter (a ``sortedParams`` over the query)."""
-    headers: set[str] = set()
+def _header_key(header: signatures.HeaderNames) -> tuple[str, ...]:
+    return tuple(name.lower() for name in signatures.header_names(header))
+
+
+def _signed_names(scheme: signatures.Verification) -> tuple[set[tuple[str, ...]], set[str] | None]:
+    """Header locations (lower-case name tuples: alternatives in order) and query names the
+    signature covers; ``None`` for the query names means every parameter (a ``sortedParams``
+    over the query). A request value is signed only when it reads the same alternatives in the
+    same order as a signed part: ``webhook-id`` alone beside a signed ``[svix-id, webhook-id]``
+    would read an unsigned header whenever both are sent."""
+    headers: set[tuple[str, ...]] = set()
     queries: set[str] | None = set()
     if not isinstance(scheme, signatures.SignatureScheme):
         return headers, queries
     for part in scheme.signed:
         if part.header:
-            headers.add(part.header.lower())
+            headers.add(_header_key(part.header))
         if part.query and queries is not None:
             queries.add(part.query)
         if part.timestamp and scheme.timestamp is not None:
             if scheme.timestamp.header:
-                headers.add(scheme.timestamp.header.lower())
+                headers.add(_header_key(scheme.timestamp.header))
             if scheme.timestamp.query and queries is not None:
                 queries.add(scheme.timestamp.query)
         if part.sorted_params is not None and part.sorted_params.from_ == "query":
@@ -310,7 +433,7 @@ def _request_value_problems(mapping: MappingFile) -> list[str]:
             if not isinstance(value, dict):
                 continue
             header, query = value.get("header"), value.get("query")
-            signed = (isinstance(header, str) and header.lower() in headers) or (
+            signed = (isinstance(header, (str, list)) and _header_key(header) in headers) or (
                 isinstance(query, str) and (queries is None or query in queries))
             if not signed:
                 where = f"header {header!r}" if header else f"query parameter {query!r}"
@@ -320,6 +443,37 @@ def _request_value_problems(mapping: MappingFile) -> list[str]:
                     "it (a part of verification.signed) or build externalId from the body"
                 )
     return problems
+
+
+def _key_fields(block: Any) -> set[str]:
+    """Secret fields a verification block (and its fallback) uses as key material."""
+    names: set[str] = set()
+    while isinstance(block, dict):
+        key = block.get("key")
+        if isinstance(key, dict):
+            secret = key.get("secret")
+            names.update([secret] if isinstance(secret, str) else [n for n in secret or [] if isinstance(n, str)])
+        for part in block.get("signed") or []:
+            if isinstance(part, dict) and isinstance(part.get("secret"), str):
+                names.add(part["secret"])
+        block = block.get("otherwise")
+    return names
+
+
+def _account_value_problems(mapping: MappingFile) -> list[str]:
+    """``accountValues`` copy secret fields into every message (and so into dry runs, unmapped
+    reasons and logs): key material must never be one of them."""
+    options = mapping.options if isinstance(mapping.options, dict) else {}
+    values = options.get("accountValues")
+    if not isinstance(values, dict):
+        return []
+    keys = _key_fields(mapping.verification)
+    for step in options.get("decrypt") or []:
+        if isinstance(step, dict) and isinstance(step.get("key"), dict) and isinstance(step["key"].get("secret"), str):
+            keys.add(step["key"]["secret"])
+    return [f"field 'options.accountValues.{name}': secret field {spec['secret']!r} is key material; "
+            "it must not be copied into messages"
+            for name, spec in values.items() if isinstance(spec, dict) and spec.get("secret") in keys]
 
 
 class GenericSource:
@@ -339,18 +493,23 @@ class GenericSource:
         )
         self.max_age = ReplayBound.model_validate(replay).max_age
         self._payload_time = None if self.max_age is None else _compile_value(self.max_age.time)
+        self.fallback = FallbackBound.model_validate(otherwise_keys(mapping.verification or {}))
+        self._fallback_time = (None if self.fallback.max_age is None
+                               else _compile_value(self.fallback.max_age.time))
         self.replies = ReplyConfig.model_validate(mapping.reply or {})
         self.options = GenericOptions.model_validate(mapping.options)
         self._needs_fields = self._scheme_reads_body_fields()
 
     def _scheme_reads_body_fields(self) -> bool:
-        scheme = self.verification
-        if not isinstance(scheme, signatures.SignatureScheme):
-            return False
-        if scheme.signature.field or (scheme.timestamp and scheme.timestamp.field):
-            return True
-        return any(part.field or (part.sorted_params and part.sorted_params.from_ == "fields")
-                   for part in scheme.signed)
+        scheme: signatures.Verification | None = self.verification
+        while isinstance(scheme, signatures.SignatureScheme):
+            if scheme.signature.field or (scheme.timestamp and scheme.timestamp.field):
+                return True
+            if any(part.field or (part.sorted_params and part.sorted_params.from_ == "fields")
+                   for part in scheme.signed):
+                return True
+            scheme = scheme.otherwise
+        return False
 
     # -- request handling ------------------------------------------------------------------
 
@@ -377,21 +536,63 @@ class GenericSource:
         payloads.check_size(request.body, self._max_body())
         return payloads.parse_body(request.body, self.mapping.format, request.charset)
 
-    def _inbound(self, request: WebhookRequest, payload: Any) -> Inbound:
+    def _account_values(self, account: Account) -> dict[str, Any]:
+        """``_account.<name>`` for each ``accountValues`` entry; a bad identity type is 503."""
+        secret = account.secret or {}
+        values: dict[str, Any] = {}
+        for name, spec in self.options.account_values.items():
+            value = secret.get(spec.secret)
+            if value is None or value == "":
+                value = spec.default
+            elif spec.kind == "identityType":
+                try:
+                    value = _IDENTITY_TYPE.validate_python(value)
+                except ValidationError as exc:
+                    raise Unavailable(f"the account's secret field {spec.secret!r} is not a DM Hub identity type "
+                                      "(lower case letters, digits, '-' or '_')",
+                                      code="account_misconfigured") from exc
+            values[name] = value
+        return values
+
+    def _decrypt(self, messages: list[dict[str, Any]], account: Account) -> list[dict[str, Any]]:
+        out = []
+        for message in messages:
+            message = dict(message)
+            for spec in self.options.decrypt:
+                value = message.get(spec.field)
+                if isinstance(value, dict) and spec.ciphertext in value:
+                    message[spec.field] = _open(spec, value, account)
+            out.append(message)
+        return out
+
+    def _inbound(self, request: WebhookRequest, payload: Any, account: Account | None = None, *,
+                 decrypt: bool = False) -> Inbound:
         try:
             messages = split_messages(self.mapping, payload)
         except MappingError as exc:
             raise BadRequest(str(exc)) from exc
+        clear_text = request.body
+        if self.options.decrypt and account is not None:
+            opened = self._decrypt(messages, account) if decrypt or account.secret else messages
+            if opened != messages:
+                # What is kept for replay is the clear text, so a replay needs no key.
+                messages = opened
+                clear_text = json.dumps(messages[0] if isinstance(payload, dict) else messages,
+                                        ensure_ascii=False).encode("utf-8")
+        if account is not None and self.options.account_values:
+            values_of_account = self._account_values(account)
+            messages = [{**message, "_account": values_of_account} for message in messages]
         context: dict[str, Any] = {}
         if self.options.request_values:
-            values = {name: (request.header(spec.header) if spec.header else request.query.get(spec.query or ""))
+            values = {name: (signatures.first_header(request.headers, spec.header) if spec.header
+                             else request.query.get(spec.query or ""))
                       for name, spec in self.options.request_values.items()}
             context["request"] = values
             messages = [{**message, "_request": values} for message in messages]
         payload_type = payloads.CONTENT_TYPES[self.mapping.format]
         if self.mapping.format != "xml" and request.charset.lower() not in ("utf-8", "utf8"):
             payload_type += f"; charset={request.charset}"
-        return Inbound(messages=messages, payload=request.body, payload_type=payload_type, context=context)
+        return Inbound(messages=messages, payload=clear_text, payload_type=payload_type, context=context)
 
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
         """Verify the request with the mapping's verification block, then parse its body into messages."""
@@ -409,7 +610,7 @@ class GenericSource:
             # Verify before parsing: an unauthenticated body is never decoded.
             payloads.check_size(request.body, self._max_body())
         fields = payload if isinstance(payload, dict) else {}
-        signatures.verify(
+        used = signatures.verify(
             self.verification,
             signatures.SignedRequest(
                 body=request.body,
@@ -422,16 +623,41 @@ class GenericSource:
         )
         if payload is None:
             payload = self._parse(request)
-        inbound = self._inbound(request, payload)
-        if self.max_age is not None:
-            self._bound_age(request, inbound)
+        inbound = self._inbound(request, payload, account, decrypt=True)
+        fallback = isinstance(self.verification, signatures.SignatureScheme) and \
+            used is self.verification.otherwise
+        if fallback:
+            self._agree(inbound)
+            if self.fallback.max_age is not None and self._fallback_time is not None:
+                self._bound_age(request, inbound, self.fallback.max_age, self._fallback_time)
+        elif self.max_age is not None and self._payload_time is not None:
+            self._bound_age(request, inbound, self.max_age, self._payload_time)
         return inbound
 
-    def _bound_age(self, request: WebhookRequest, inbound: Inbound) -> None:
+    def _agree(self, inbound: Inbound) -> None:
+        """Refuse (401) a fallback-verified payload whose unsigned fields differ from the signed
+        values ``verification.otherwise.agree`` derives them from."""
+        for message in inbound.messages:
+            try:
+                decoded = decode_message(self.mapping, message)
+            except MappingError as exc:
+                raise Unauthorized("the signed part of the body cannot be read to check the unsigned fields",
+                                   code="unsigned_field") from exc
+            for name, expression in self.fallback._agree.items():
+                try:
+                    signed = search(expression, decoded)
+                except JMESPathError:
+                    signed = None
+                # a list names every value the signed content allows (a chain shop's root and branch ids)
+                allowed = {_scalar(item) for item in signed} if isinstance(signed, list) else {_scalar(signed)}
+                allowed.discard(None)
+                if _scalar(message.get(name)) not in allowed:
+                    raise Unauthorized(f"body field {name!r} is not covered by the signature and does not match "
+                                       "the signed content", code="unsigned_field")
+
+    def _bound_age(self, request: WebhookRequest, inbound: Inbound, spec: MaxAge, read: Any) -> None:
         """Refuse (401) a payload with a message older (or newer) than ``maxAge``; a bounded
         message without a readable time is refused on its own and kept on the UnmappedQueue."""
-        assert self.max_age is not None and self._payload_time is not None
-        spec, read = self.max_age, self._payload_time
         kept: list[dict[str, Any]] = []
         for index, message in enumerate(inbound.messages):
             try:
@@ -452,7 +678,7 @@ class GenericSource:
 
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
         """Parse the body without verifying it, for dry runs and replays of payloads verified on arrival."""
-        return self._inbound(request, self._parse(request))
+        return self._inbound(request, self._parse(request), account)
 
     # -- answers ---------------------------------------------------------------------------
 
@@ -486,6 +712,67 @@ class GenericSource:
         body = render(template.body, values, json_escape=_is_json(template.content_type))
         return WebhookResponse(status=template.status or error.status, body=body,
                                content_type=template.content_type)
+
+
+def _scalar(value: Any) -> str | None:
+    """A scalar as comparable text (``10001`` and ``"10001"`` agree); None for anything else."""
+    if value is None or isinstance(value, (dict, list, bool)):
+        return None
+    try:
+        return converters.to_string(value, None)
+    except converters.ConversionError:
+        return None
+
+
+def _open(spec: DecryptSpec, value: dict[str, Any], account: Account) -> Any:
+    """Decrypt one ``decrypt`` field: 400 for what the request got wrong, 503 for a bad key."""
+    import base64
+    import binascii
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    for name, wanted in spec.expect.items():
+        if value.get(name) != wanted:
+            raise BadRequest(f"{spec.field}.{name} must be {wanted!r}", code="decrypt_failed")
+    raw_key = (account.secret or {}).get(spec.key.secret)
+    if not isinstance(raw_key, str) or not raw_key:
+        raise Unavailable(f"the account's secret has no {spec.key.secret!r} field", code="account_misconfigured")
+    try:
+        key = signatures.decode_key(raw_key, spec.key.decode)
+    except (ValueError, binascii.Error) as exc:
+        raise Unavailable(f"the account's secret field {spec.key.secret!r} is not {spec.key.decode}",
+                          code="account_misconfigured") from exc
+    if len(key) != 32:
+        raise Unavailable(f"the account's secret field {spec.key.secret!r} is {len(key)} bytes; AES-256 needs 32",
+                          code="account_misconfigured")
+    ciphertext, nonce = value.get(spec.ciphertext), value.get(spec.nonce)
+    associated = value.get(spec.associated_data) if spec.associated_data else None
+    if not isinstance(ciphertext, str) or not isinstance(nonce, str) or not nonce:
+        raise BadRequest(f"{spec.field} needs text fields {spec.ciphertext!r} and {spec.nonce!r}",
+                         code="decrypt_failed")
+    if associated is not None and not isinstance(associated, str):
+        raise BadRequest(f"{spec.field}.{spec.associated_data} must be text", code="decrypt_failed")
+    if len(ciphertext) > MAX_CIPHERTEXT or len(nonce) > 64 or len(associated or "") > 1024:
+        raise BadRequest(f"{spec.field} is too large to decrypt", code="decrypt_failed")
+    try:
+        data = base64.b64decode(ciphertext, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest(f"{spec.field}.{spec.ciphertext} is not base64", code="decrypt_failed") from exc
+    if len(data) <= 16:
+        raise BadRequest(f"{spec.field}.{spec.ciphertext} is too short to hold a tag", code="decrypt_failed")
+    try:
+        plain = AESGCM(key).decrypt(nonce.encode("utf-8"), data, (associated or "").encode("utf-8"))
+    except InvalidTag as exc:
+        # Wrong key, nonce, associated data or a changed ciphertext: GCM cannot say which.
+        raise BadRequest(f"{spec.field} could not be decrypted with this account's key (authentication tag "
+                         "mismatch)", code="decrypt_failed") from exc
+    except ValueError as exc:
+        raise BadRequest(f"{spec.field}.{spec.nonce} is not a usable nonce", code="decrypt_failed") from exc
+    try:
+        return converters.load_json(plain)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"decrypted {spec.field} is not JSON", code="decrypt_failed") from exc
 
 
 def _epoch(value: Any) -> float | None:

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -43,9 +44,13 @@ HASHES: dict[str, Callable[..., Any]] = {
     "sha512": hashlib.sha512,
 }
 HMACS = {f"hmac-{name}": name for name in HASHES}
-ALGORITHMS = (*HASHES, *HMACS, "ed25519")
+#: public-key signatures (RSASSA-PKCS1-v1_5): WeChat Pay APIv3, Alipay RSA2
+RSA = {"rsa-sha256": hashlib.sha256}
+ALGORITHMS = (*HASHES, *HMACS, "ed25519", *RSA)
 ENCODINGS = ("hex", "hex-lower", "hex-upper", "base64", "base64url")
-KEY_DECODINGS = ("text", "base64", "hex", "whsec")
+KEY_DECODINGS = ("text", "base64", "hex", "whsec", "pem")
+#: a selector value (key id, certificate serial) longer than this is not one
+MAX_KEY_ID = 128
 #: prefixes Standard Webhooks puts before base64 key material (secret, signing key, public key)
 _KEY_PREFIXES = ("whsec_", "whsk_", "whpk_")
 #: more signatures than this in one header is not rotation but an attempt to make us work
@@ -53,12 +58,42 @@ MAX_SIGNATURES = 16
 _GMT8 = timezone(timedelta(hours=8))
 
 
-class _Located(StrictModel):
-    """A value in the request: exactly one of a header, a query parameter or a body field."""
+#: a header name, or several: the first one present in the request is read
+HeaderNames = str | list[str]
 
-    header: str | None = Field(default=None, min_length=1, description="header name (case-insensitive)")
+
+def header_names(header: HeaderNames | None) -> list[str]:
+    """The header names a location accepts, in order (a single name is a list of one)."""
+    if header is None:
+        return []
+    return [header] if isinstance(header, str) else list(header)
+
+
+def _check_headers(value: HeaderNames | None) -> HeaderNames | None:
+    names = header_names(value)
+    if value is not None and (not names or any(not name for name in names)):
+        raise ValueError("a header is a non-empty name or a non-empty list of names")
+    if len({name.lower() for name in names}) != len(names):
+        raise ValueError("the same header is named twice")
+    return value
+
+
+class _Located(StrictModel):
+    """A value in the request: exactly one of a header, a query parameter or a body field.
+
+    ``header`` may list alternatives (``[svix-id, webhook-id]``): the first present wins, so one
+    mapping accepts senders that name the same value differently."""
+
+    header: HeaderNames | None = Field(
+        default=None, description="header name (case-insensitive), or a list of alternatives: first present wins"
+    )
     query: str | None = Field(default=None, min_length=1, description="query parameter name")
     field: str | None = Field(default=None, min_length=1, description="top-level field of the parsed body")
+
+    @field_validator("header")
+    @classmethod
+    def _headers(cls, value: HeaderNames | None) -> HeaderNames | None:
+        return _check_headers(value)
 
     @model_validator(mode="after")
     def _one_place(self) -> _Located:
@@ -98,14 +133,31 @@ class TimestampSpec(_Located):
     tolerance: int = Field(default=300, ge=1, le=86400, description="allowed clock difference in seconds")
 
 
+class KeySelector(StrictModel):
+    """Where the request names its key (``{header: Wechatpay-Serial}``): the secret field is then
+    an object of keys by id, and the named one verifies (several for rotation)."""
+
+    header: HeaderNames = Field(description="header carrying the key id (certificate serial, public-key id)")
+
+    @field_validator("header")
+    @classmethod
+    def _headers(cls, value: HeaderNames) -> HeaderNames:
+        checked = _check_headers(value)
+        assert checked is not None
+        return checked
+
+
 class KeySpec(StrictModel):
-    """The key of an HMAC (or the ed25519 public key): a secret field, decoded."""
+    """The key of an HMAC (or the ed25519 / RSA public key): a secret field, decoded."""
 
     secret: list[str] = Field(
         min_length=1,
         description="secret field name; a list names the current key first, then older ones still accepted",
     )
     decode: str = Field(default="text", description=f"one of {', '.join(KEY_DECODINGS)}")
+    select: KeySelector | None = Field(
+        default=None, description="the request names the key: the secret field is {key id: key}"
+    )
 
     @field_validator("secret", mode="before")
     @classmethod
@@ -138,7 +190,7 @@ class Part(StrictModel):
 
     body: bool = Field(default=False, description="the raw request body, byte for byte")
     timestamp: bool = Field(default=False, description="the timestamp value exactly as sent")
-    header: str | None = None
+    header: HeaderNames | None = Field(default=None, description="a header, or alternatives: first present wins")
     query: str | None = None
     field: str | None = Field(default=None, description="top-level field of the parsed body, as text")
     secret: str | None = Field(default=None, description="a field of the account's secret")
@@ -156,6 +208,11 @@ class Part(StrictModel):
                 )
             return {data: True}
         return data
+
+    @field_validator("header")
+    @classmethod
+    def _headers(cls, value: HeaderNames | None) -> HeaderNames | None:
+        return _check_headers(value)
 
     @model_validator(mode="after")
     def _one(self) -> Part:
@@ -184,6 +241,16 @@ class SignatureScheme(StrictModel):
     key: KeySpec | None = Field(default=None, description="HMAC key or ed25519 public key (not for plain digests)")
     timestamp: TimestampSpec | None = None
     charset: str = Field(default="utf-8", description="how text parts (not the body) become bytes")
+    header_values: dict[str, list[str]] = Field(
+        default_factory=dict, alias="headerValues",
+        description="headers that, when sent, must hold one of these values (e.g. a signature type); "
+        "absent is allowed",
+    )
+    otherwise: SignatureScheme | None = Field(
+        default=None,
+        description="a second scheme tried only when this one's signature is absent from the request "
+        "(a legacy dialect of the same sender); a present but wrong signature is refused outright",
+    )
 
     @field_validator("algorithm")
     @classmethod
@@ -203,7 +270,11 @@ class SignatureScheme(StrictModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> SignatureScheme:
-        keyed = self.algorithm in HMACS or self.algorithm == "ed25519"
+        keyed = self.algorithm in HMACS or self.algorithm == "ed25519" or self.algorithm in RSA
+        if self.key is not None and (self.algorithm in RSA) != (self.key.decode == "pem"):
+            raise ValueError("RSA keys are PEM (key.decode: pem) and PEM keys are for RSA algorithms")
+        if self.key is not None and self.key.select is not None and self.algorithm not in RSA:
+            raise ValueError("key.select (a key chosen by the request) is for public-key algorithms only")
         if keyed and self.key is None:
             raise ValueError(f"algorithm {self.algorithm!r} needs 'key' naming the secret field it is keyed with")
         if not keyed:
@@ -216,6 +287,10 @@ class SignatureScheme(StrictModel):
         if any(part.timestamp for part in self.signed) and self.timestamp is None:
             raise ValueError("part 'timestamp' in 'signed' needs a 'timestamp' block saying where it is")
         return self
+
+    def is_asymmetric(self) -> bool:
+        """Whether the signature is checked with a public key rather than recomputed."""
+        return self.algorithm == "ed25519" or self.algorithm in RSA
 
     def secret_fields(self) -> list[str]:
         """Secret fields the scheme requires (the first key field; older keys are optional)."""
@@ -284,9 +359,18 @@ def _text(value: Any) -> str | None:
     return None
 
 
-def _lookup(request: SignedRequest, header: str | None, query: str | None, name: str | None) -> str | None:
+def first_header(headers: Mapping[str, str], header: HeaderNames) -> str | None:
+    """The value of the first of ``header``'s names present in ``headers`` (lower-case keys)."""
+    for name in header_names(header):
+        value = headers.get(name.lower())
+        if value is not None:
+            return value
+    return None
+
+
+def _lookup(request: SignedRequest, header: HeaderNames | None, query: str | None, name: str | None) -> str | None:
     if header is not None:
-        return request.headers.get(header.lower())
+        return first_header(request.headers, header)
     if query is not None:
         return request.query.get(query)
     assert name is not None
@@ -297,9 +381,10 @@ def _locate(spec: _Located, request: SignedRequest) -> str | None:
     return _lookup(request, spec.header, spec.query, spec.field)
 
 
-def _where(header: str | None, query: str | None, name: str | None) -> str:
+def _where(header: HeaderNames | None, query: str | None, name: str | None) -> str:
     if header is not None:
-        return f"header {header!r}"
+        names = header_names(header)
+        return f"header {names[0]!r}" if len(names) == 1 else f"header {' or '.join(repr(n) for n in names)}"
     return f"query parameter {query!r}" if query is not None else f"body field {name!r}"
 
 
@@ -380,7 +465,7 @@ def decode_key(raw: str, decoding: str) -> bytes:
 
     Strict: a character outside the alphabet is an error, never silently dropped (a key with
     junk in it is a typo the operator must see, not a different key)."""
-    if decoding == "text":
+    if decoding in ("text", "pem"):
         return raw.encode("utf-8")
     text = raw.strip()
     if decoding == "hex":
@@ -509,23 +594,35 @@ def check_timestamp(spec: TimestampSpec, request: SignedRequest) -> None:
         )
 
 
-def verify(scheme: Verification, request: SignedRequest, secret: Mapping[str, Any] | None) -> None:
-    """Check a request against its scheme; returns quietly or raises Unauthorized/Unavailable."""
+def verify(scheme: Verification, request: SignedRequest, secret: Mapping[str, Any] | None) -> Verification:
+    """Check a request against its scheme; returns the scheme that verified it (the scheme, or
+    its ``otherwise`` fallback when the request carries no signature where the scheme looks)
+    or raises Unauthorized/Unavailable."""
     if isinstance(scheme, NoVerification):
-        return
+        return scheme
     if secret is None:
         raise Unavailable("the account has no secret configured", code="account_misconfigured")
     value = _locate(scheme.signature, request)
     presented = presented_signatures(scheme.signature, value) if value else []
     if not presented:
+        if scheme.otherwise is not None and value is None:
+            return verify(scheme.otherwise, request, secret)
         raise Unauthorized(f"missing signature ({scheme.signature.where})", code="missing_signature")
+    for name, allowed in scheme.header_values.items():
+        sent = request.headers.get(name.lower())
+        if sent is not None and sent.strip() not in allowed:
+            raise Unauthorized(f"header {name!r} is {sent[:64]!r}; accepted: {', '.join(allowed)}",
+                               code="bad_signature")
     if scheme.timestamp is not None:
         check_timestamp(scheme.timestamp, request)
     data = signed_bytes(scheme, request, secret)
     candidates = [_decode_signature(text, scheme.signature.encoding) for text in presented]
     if scheme.algorithm == "ed25519":
         if _ed25519_matches(_keys(scheme, secret), data, candidates):
-            return
+            return scheme
+    elif scheme.algorithm in RSA:
+        if _rsa_matches(scheme, _selected_pem(scheme, request, secret), data, candidates):
+            return scheme
     else:
         keys: list[bytes | None] = list(_keys(scheme, secret)) if scheme.key is not None else [None]
         expected = [digest(scheme, data, key) for key in keys]
@@ -535,8 +632,85 @@ def verify(scheme: Verification, request: SignedRequest, secret: Mapping[str, An
             for want in expected:
                 matched |= hmac.compare_digest(want, candidate or b"")
         if matched:
-            return
+            return scheme
     raise Unauthorized("signature does not match", code="bad_signature")
+
+
+def _selected_pem(scheme: SignatureScheme, request: SignedRequest, secret: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(secret field path, PEM text) of the keys to try: the one the request names under
+    ``key.select``, or each listed secret field."""
+    assert scheme.key is not None
+    if scheme.key.select is None:
+        return [(name, _secret_text(secret, name)) for index, name in enumerate(scheme.key.secret)
+                if index == 0 or secret.get(name)]
+    where = _where(scheme.key.select.header, None, None)
+    key_id = first_header(request.headers, scheme.key.select.header)
+    if not key_id:
+        raise Unauthorized(f"missing key id ({where})", code="missing_key_id")
+    key_id = key_id.strip()
+    if len(key_id) > MAX_KEY_ID or not key_id.isprintable():
+        raise Unauthorized(f"malformed key id ({where})", code="unknown_key")
+    found: list[tuple[str, str]] = []
+    for name in scheme.key.secret:
+        keys = secret.get(name)
+        if keys is None:
+            continue
+        if not isinstance(keys, Mapping):
+            raise Unavailable(f"the account's secret field {name!r} must be an object of keys by id",
+                              code="account_misconfigured")
+        pem = keys.get(key_id)
+        if pem is not None:
+            if not isinstance(pem, str) or not pem.strip():
+                raise Unavailable(f"the account's secret field {name}.{key_id[:64]} is not PEM text",
+                                  code="account_misconfigured")
+            found.append((f"{name}.{key_id}", pem))
+    if not found:
+        # Never fetched on the request path: the operator adds a rotated key to the secret.
+        raise Unauthorized(f"unknown key id {key_id[:64]!r} ({where}); the account's secret has no such key",
+                           code="unknown_key")
+    return found
+
+
+@lru_cache(maxsize=64)
+def load_rsa_public_key(pem: str) -> Any:
+    """An RSA public key from PEM: a ``PUBLIC KEY`` or a ``CERTIFICATE`` (WeChat Pay platform
+    certificates); raises ValueError for anything else (checked at load, never at verify)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    data = pem.strip().encode("ascii", "strict")
+    key = x509.load_pem_x509_certificate(data).public_key() if b"CERTIFICATE" in data[:40] \
+        else load_pem_public_key(data)
+    if not isinstance(key, RSAPublicKey):
+        raise ValueError("not an RSA public key")
+    if key.key_size < 2048:
+        raise ValueError(f"an RSA key of {key.key_size} bits is too weak (at least 2048)")
+    return key
+
+
+def _rsa_matches(scheme: SignatureScheme, pems: list[tuple[str, str]], data: bytes,
+                 candidates: list[bytes | None]) -> bool:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    for field_path, pem in pems:
+        try:
+            public = load_rsa_public_key(pem)
+        except (ValueError, UnicodeError, TypeError) as exc:
+            # The field is named (the operator must find it); the key itself never is.
+            raise Unavailable(f"the account's secret field {field_path[:96]!r} is not a usable RSA public key "
+                              f"or certificate: {str(exc)[:120]}", code="account_misconfigured") from exc
+        for candidate in candidates:
+            if not candidate:
+                continue
+            try:
+                public.verify(candidate, data, padding.PKCS1v15(), hashes.SHA256())
+                return True
+            except InvalidSignature:
+                continue
+    return False
 
 
 def _ed25519_matches(keys: list[bytes], data: bytes, candidates: list[bytes | None]) -> bool:
@@ -563,7 +737,7 @@ def _ed25519_matches(keys: list[bytes], data: bytes, candidates: list[bytes | No
 def sign(scheme: SignatureScheme, request: SignedRequest, secret: Mapping[str, Any]) -> str:
     """The signature value a sender puts in the request (prefix included), for tools and tests.
 
-    ed25519 needs the private key, which an account secret never holds: sign those elsewhere.
+    ed25519 and RSA need the private key, which an account secret never holds: sign those elsewhere.
     """
     data = signed_bytes(scheme, request, secret)
     key = _keys(scheme, secret)[0] if scheme.key is not None else None

@@ -5,8 +5,9 @@ consumer, an ERP) forwards each message to ``POST /webhooks/taobao/{account}``. 
 signs like a TOP SPI / Qimen caller, with tools every Taobao integrator already has:
 
 - query ``app_key`` (must equal the account's ``appKey``), ``timestamp`` (GMT+8
-  ``yyyy-MM-dd HH:mm:ss``, within ±10 minutes by default), ``sign_method`` (``md5`` when
-  absent, ``hmac`` or ``hmac-sha256``) and ``sign``;
+  ``yyyy-MM-dd HH:mm:ss`` or epoch milliseconds, within ±10 minutes by default),
+  ``sign_method`` (``md5`` when absent, ``hmac`` or ``hmac-sha256``) and ``sign``;
+- headers named in a ``top-sign-list`` header (SpiUtils) are signed with the parameters;
 - ``sign`` = upper-case hex of ``md5(secret + k1v1k2v2… + body + secret)`` over the query
   parameters except ``sign`` sorted by name, or the HMAC-MD5 / HMAC-SHA256 of
   ``k1v1k2v2… + body`` keyed by the secret; the body is the raw body text in the request's
@@ -37,10 +38,17 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile, block_problems
-from dmhub_adapter.mapping.converters import load_json, parse_gmt8
+from dmhub_adapter.mapping.converters import load_json
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
 from dmhub_adapter.sources.payloads import check_size, decode_text, text_codec
-from dmhub_adapter.sources.taobao.signing import SIGN_METHODS, SignMethod, top_sign
+from dmhub_adapter.sources.taobao.signing import (
+    SIGN_LIST_HEADER,
+    SIGN_METHODS,
+    SignMethod,
+    parse_timestamp,
+    sign_list_params,
+    top_sign,
+)
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
 DEFAULT_MAX_BODY_BYTES = 1024 * 1024
@@ -251,9 +259,10 @@ class TaobaoSource:
         # answer as a wrong signature: a separate "bad app key" would confirm a guessed key.
         key_matches = hmac.compare_digest(params.get("app_key", "").encode("utf-8"), app_key.encode("utf-8"))
         expected = sign.strip().upper().encode("utf-8")
+        signed = {**params, **_signed_headers(request, params, charset)}
         matched = False
         # Every variant needs the secret, so trying the few canonical forms relays use costs no safety.
-        for variant in _param_variants(params):
+        for variant in _param_variants(signed):
             for keep_empty in (False, True) if any(v == "" for v in variant.values()) else (False,):
                 try:
                     actual = top_sign(variant, app_secret, method, body_text, charset=charset, keep_empty=keep_empty)
@@ -267,12 +276,12 @@ class TaobaoSource:
         if not value:
             raise Unauthorized("query parameter 'timestamp' is missing", code="bad_timestamp")
         try:
-            stamp = parse_gmt8(value)
+            stamp = parse_timestamp(value)
         except ValueError as exc:
             raise Unauthorized(
-                "timestamp must be GMT+8 'yyyy-MM-dd HH:mm:ss'", code="bad_timestamp"
+                "timestamp must be GMT+8 'yyyy-MM-dd HH:mm:ss' or epoch milliseconds", code="bad_timestamp"
             ) from exc
-        skew = stamp.timestamp() - now
+        skew = stamp - now
         tolerance = self.verification.timestamp_tolerance_seconds
         if abs(skew) > tolerance:
             raise Unauthorized(
@@ -347,6 +356,22 @@ def _query_params(request: WebhookRequest) -> dict[str, str]:
             raise Unauthorized(f"query parameter {name!r} is repeated", code="bad_signature")
         params[name] = value
     return params
+
+
+def _signed_headers(request: WebhookRequest, params: dict[str, str], charset: str) -> dict[str, str]:
+    """The headers ``top-sign-list`` names, as signed parameters; a name that is also a query
+    parameter is refused (which of the two values was signed is ambiguous)."""
+    if SIGN_LIST_HEADER not in request.headers:
+        return {}
+    try:
+        headers = sign_list_params(request.headers, charset)
+    except (ValueError, UnicodeError) as exc:
+        raise Unauthorized(f"{SIGN_LIST_HEADER}: {exc}", code="bad_signature") from exc
+    clash = sorted(set(headers) & set(params))
+    if clash or "sign" in headers:
+        raise Unauthorized(f"{SIGN_LIST_HEADER} names {(clash or ['sign'])[0][:64]!r}, which is also a query "
+                           "parameter", code="bad_signature")
+    return headers
 
 
 def _param_variants(params: dict[str, str]) -> list[dict[str, str]]:

@@ -4,6 +4,15 @@ samples and benchmarks.
 
 ``md5``: ``MD5(secret + k1v1k2v2… + body + secret)``; ``hmac`` / ``hmac-sha256``: the HMAC of
 ``k1v1k2v2… + body`` keyed by the secret, over the query parameters except ``sign``, sorted.
+
+Two variants real senders use, both accepted by the adapter:
+
+- ``timestamp`` as epoch milliseconds (the official Python TOP SDK) besides the GMT+8
+  ``yyyy-MM-dd HH:mm:ss`` text (:func:`parse_timestamp`);
+- SpiUtils-style signers (``com.taobao.api.internal.spi.SpiUtils``) also sign the headers named
+  in a comma-separated ``top-sign-list`` header: each named header joins the sorted parameters
+  under the name as written in the list, its value URL-decoded in the request charset (an
+  absent or empty header signs as the bare name) (:func:`sign_list_params`).
 """
 
 from __future__ import annotations
@@ -14,13 +23,43 @@ import time
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
-from urllib.parse import urlencode
+from urllib.parse import unquote_plus, urlencode
 
-from dmhub_adapter.mapping.converters import GMT8
+from dmhub_adapter.mapping.converters import GMT8, parse_gmt8
 
 SignMethod = Literal["md5", "hmac", "hmac-sha256"]
 SIGN_METHODS: tuple[SignMethod, ...] = ("md5", "hmac", "hmac-sha256")
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: the header naming further signed headers (SpiUtils)
+SIGN_LIST_HEADER = "top-sign-list"
+#: more names than this is not a signer's list but an attempt to make us work
+MAX_SIGNED_HEADERS = 32
+
+
+def parse_timestamp(value: str) -> float:
+    """Epoch seconds of a TOP ``timestamp``: GMT+8 ``yyyy-MM-dd HH:mm:ss`` (``+`` for the space
+    accepted) or 13-digit epoch milliseconds; raises ValueError for anything else."""
+    text = value.strip()
+    if text.isascii() and text.isdigit() and len(text) == 13:
+        return int(text) / 1000
+    return parse_gmt8(text).timestamp()
+
+
+def sign_list_params(headers: Mapping[str, str], charset: str = "utf-8") -> dict[str, str]:
+    """The headers a ``top-sign-list`` names, as SpiUtils adds them to the signed parameters:
+    ``{name as listed: URL-decoded value}`` (empty for an absent header). ``headers`` has
+    lower-case names. Raises ValueError for an oversized list or a name listed twice."""
+    listed = headers.get(SIGN_LIST_HEADER, "")
+    names = [name.strip() for name in listed.split(",") if name.strip()] if listed else []
+    if len(names) > MAX_SIGNED_HEADERS:
+        raise ValueError(f"{SIGN_LIST_HEADER} names more than {MAX_SIGNED_HEADERS} headers")
+    params: dict[str, str] = {}
+    for name in names:
+        if name in params:
+            raise ValueError(f"{SIGN_LIST_HEADER} names {name[:64]!r} twice")
+        value = headers.get(name.lower(), "")
+        params[name] = unquote_plus(value, encoding=charset, errors="strict") if value else ""
+    return params
 
 
 def _canonical(params: Mapping[str, Any], *, keep_empty: bool) -> str:
