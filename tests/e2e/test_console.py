@@ -171,6 +171,19 @@ def test_unmapped_payload_fixed_in_the_playground(browser: Any, console: Running
     assert "c_wechat_card" in event and "pXyZ-card-1" in event
     page.locator("#outcome").scroll_into_view_if_needed()
     screenshot(page, "playground", tmp_path)
+    # nothing was saved: replaying the record keeps it, still unmapped; deleting needs the box
+    record = page.url.split("from=", 1)[1]
+    page.goto(f"{console.base}/queues/unmapped/messages/{record}")
+    page.locator("#replay-one").click()
+    result = page.locator("#action-result").inner_text(timeout=15_000)
+    assert "0 message(s) done, 1 kept" in result and "still unmapped" in page.locator("#result").inner_text()
+    page.locator("button", has_text="Delete").click()
+    assert "confirmation" in page.locator("#result .error").inner_text(timeout=10_000)
+    page.locator("input[name=confirm]").check()
+    page.locator("button", has_text="Delete").click()
+    page.locator("#action-result").wait_for(timeout=10_000)
+    assert "1 message(s) done" in page.locator("#action-result").inner_text()
+    assert page.goto(f"{console.base}/queues/unmapped/messages/{record}").status == 404
     page.context.close()
 
 
