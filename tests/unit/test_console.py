@@ -133,3 +133,19 @@ def test_templates_need_no_inline_script_or_style() -> None:
         text = template.read_text(encoding="utf-8")
         assert not re.search(r"\sstyle=|\son[a-z]+=|<script>|<style", text), template.name
         assert "|safe" not in text.replace(" ", ""), template.name  # nothing bypasses autoescaping
+
+
+def test_a_peek_is_reused_only_while_it_still_describes_the_queue() -> None:
+    import time
+
+    from dmhub_adapter_tools.console.backend import SNAPSHOT_TTL, SYNC_DEPTH, Snapshot, decode_message
+
+    messages = [decode_message("dlq", {"MessageId": str(i), "Body": "{}"}) for i in range(3)]
+    fresh = Snapshot(time.time(), 3, messages)
+    assert fresh.serves(20, 3)  # the whole queue, depth unchanged
+    assert fresh.serves(2, None)
+    assert not fresh.serves(20, 4)  # a message arrived: peek again while the page waits
+    deep = Snapshot(time.time(), SYNC_DEPTH + 50, messages * 10)
+    assert deep.serves(20, SYNC_DEPTH + 51)  # a deep queue: shown as last read, renewed in the background
+    assert not deep.serves(100, SYNC_DEPTH + 50)  # asks for more than it holds
+    assert not Snapshot(time.time() - SNAPSHOT_TTL - 1, 3, messages).serves(3, 3)  # too old

@@ -183,7 +183,7 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
         def load(request: Request) -> dict[str, Any]:
             limit = _int(request.query_params.get("limit"), PEEK_LIMIT, 1, 200)
             stats = backend.queue_stats(queue)
-            messages = backend.peek(queue, limit, depth=int(stats["visible"]))
+            messages = backend.peek(queue, limit, depth=int(stats["visible"]) + int(stats["in_flight"]))
             return {"queue": queue, "messages": messages, "stats": stats, "limit": limit,
                     "as_of": backend.snapshot_age(queue)}
 

@@ -569,10 +569,13 @@ class Backend:
             return snapshot
 
     def depth(self, queue: str) -> int:
-        """How many messages of a queue are visible (one cheap attribute read)."""
+        """How many messages a queue holds, visible or in flight (one cheap attribute read):
+        a peek in progress moves messages between the two, not out of the queue."""
         attributes = self.client("sqs").get_queue_attributes(
-            QueueUrl=self.queue_url(queue), AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-        return int(attributes.get("ApproximateNumberOfMessages", 0))
+            QueueUrl=self.queue_url(queue),
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+        return int(attributes.get("ApproximateNumberOfMessages", 0)) + int(
+            attributes.get("ApproximateNumberOfMessagesNotVisible", 0))
 
     def message(self, queue: str, message_id: str) -> QueueMessage | None:
         """A message of the last peek (SQS cannot fetch one by id), else peeked again."""
