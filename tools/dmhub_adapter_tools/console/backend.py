@@ -401,9 +401,12 @@ class Backend:
             except Exception as exc:
                 queues.append({"name": name, "title": QUEUE_TITLES[name], "error": _brief(exc)})
         try:
-            if self._refresher is not None and self._counts is None:
-                # the refresher is counting (a scan of the table): the page's next refresh shows it
-                counts: dict[str, Any] = {"pending": True}
+            cached = self._counts
+            if self._refresher is not None:
+                # the refresher counts (a scan of the table, seconds at 10,000 claims in moto):
+                # the page shows its last count and never waits for one
+                counts: dict[str, Any] = {**cached[1], "age": age_text(time.time() - cached[0])} if cached else {
+                    "pending": True}
             else:
                 counts = self.counts()
         except Exception as exc:
