@@ -204,15 +204,18 @@ def test_a_webhook_appears_in_the_live_feed_and_opens_its_trace(browser: Any, co
     ours.first.wait_for(timeout=15_000)
     assert ours.first.locator("[data-field=outcome]").inner_text() == "enqueued 1"
     assert "wechat/demo" in ours.first.inner_text()
+    page.locator("tr.request", has_text="refused").first.wait_for(timeout=10_000)
+    screenshot(page, "webhooks", tmp_path)
     # filtered to refusals: ours goes, the forged one stays, with its reason
     page.locator("select[name=outcome]").select_option("refused")
-    page.wait_for_function(f"!document.body.innerText.includes('{openid}')", timeout=10_000)
+    wait_for(lambda: page.locator("tr.request", has_text=openid).count() == 0, timeout=10,
+             what="the feed filtered to refusals")
     refused = page.locator("tr.request").first
     assert "refused 1" in refused.inner_text() and str(forged.status_code) in refused.inner_text()
     page.locator("select[name=outcome]").select_option("")
     page.locator("input[name=q]").fill(openid)
-    ours.first.wait_for(timeout=10_000)
-    screenshot(page, "webhooks", tmp_path)
+    wait_for(lambda: page.locator("tr.request").count() == 1, timeout=10, what="the feed filtered to ours")
+    assert openid in page.locator("tr.request").inner_text()
     ours.first.locator("a.open-trace").click()
     page.wait_for_url(re.compile(r"/trace\?"))
     assert page.locator("#claim-status").inner_text() in ("QUEUED", "DELIVERED")
