@@ -22,9 +22,11 @@ $(STAMP313): pyproject.toml
 	$(BIN313)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP313)
 
-## the local stack on the demo accounts (Ctrl-C stops it)
+## the local stack on the demo accounts (Ctrl-C stops it); flags through ARGS, e.g.
+## make dev ARGS="--port 3100 --mappings-dir my-mappings"
+ARGS ?=
 dev: $(STAMP)
-	$(BIN)/dmhub-adapter dev
+	$(BIN)/dmhub-adapter dev $(ARGS)
 
 ## the whole test suite: lint, types, unit, integration, end-to-end; then the unit and
 ## integration suites again on python3.13, the Lambda runtime's version

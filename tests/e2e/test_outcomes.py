@@ -70,3 +70,27 @@ def test_json_lines_carry_the_same_records(json_stack: RunningStack) -> None:
     (printed,) = wait_for(gateway_records, 5, what="a JSON gateway line")
     assert printed == {"component": "gateway", **served}
 
+
+
+def test_a_dead_lettered_event_is_said_so_with_its_reason_and_logged_as_the_sender(stack: RunningStack) -> None:
+    wait_for(stack.drained, what="a quiet queue")
+    refusal = {"code": 400, "message": "event type c_wechat_follow is not defined"}
+    stack.control("fail-next", {"count": 1, "status": 400, "endpoint": "events.create", "body": refusal})
+    sample = build_sample("wechat-follow", WECHAT, openid="oDeadLetter" + "z" * 17)
+    response = httpx.post(sample.url(stack.gateway), content=sample.body, headers=sample.headers, timeout=30)
+    assert response.status_code == 200
+    (record,) = requests_since(stack, requests_since(stack)["next"] - 1)["requests"]
+    ext = record["externalIds"][0]
+
+    def batch_line() -> str | None:
+        lines = [line for line in stack.log().splitlines() if " sender  delivery batch" in line and ext in line]
+        return lines[-1] if lines else None
+
+    line = wait_for(batch_line, 20, what="the poller's line")
+    assert "delivered 0" in line and "dead-lettered 1" in line and f"dead-lettered {ext}: " in line, line
+    assert " 1 done" not in line
+    log = stack.log()
+    assert '"_aws"' not in log  # no metrics blobs without --verbose
+    sender_lines = [json.loads(x) for x in log.splitlines() if x.startswith("{") and "permanent failure" in x]
+    assert sender_lines and all(x["function_name"] == "SenderFunction" for x in sender_lines)
+    assert all(x["service"] == "dmhub-adapter-sender" for x in sender_lines)

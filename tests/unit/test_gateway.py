@@ -283,7 +283,8 @@ class Publishing(Recorder):
     """An ingest stand-in that reports an outcome, as the pipeline does."""
 
     def __call__(self, event: dict[str, Any], context: Any) -> Any:
-        from dmhub_adapter.ingest.outcome import RequestOutcome, publish
+        from dmhub_adapter.ingest.outcome import RequestOutcome
+        from dmhub_adapter.observability import publish_outcome as publish
 
         result = super().__call__(event, context)
         params = event["pathParameters"]

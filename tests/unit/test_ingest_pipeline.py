@@ -10,12 +10,12 @@ import pytest
 from dmhub_adapter.errors import NotFound
 from dmhub_adapter.ingest import unmapped
 from dmhub_adapter.ingest.handoff import HandoffResult
-from dmhub_adapter.ingest.outcome import RequestOutcome, observing
+from dmhub_adapter.ingest.outcome import RequestOutcome
 from dmhub_adapter.ingest.pipeline import IngestPipeline
 from dmhub_adapter.ingest.unmapped import UnmappedQueue
 from dmhub_adapter.mapping.config import parse_mapping
 from dmhub_adapter.model.customer_event import QueuedEvent
-from dmhub_adapter.observability import RecordingMetrics
+from dmhub_adapter.observability import RecordingMetrics, observing
 from dmhub_adapter.settings import IngestSettings
 from dmhub_adapter.sources.base import Inbound, MessageRejection
 from dmhub_adapter.sources.generic import GenericSource

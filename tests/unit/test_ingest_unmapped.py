@@ -125,3 +125,64 @@ def test_a_small_record_stays_inline() -> None:
 
     record = build_record(request(), Inbound(messages=[], payload=b"<xml/>"), ["message #1: x"])
     assert resolve_record(record, s3=object()) is record
+
+
+def test_a_record_keeps_what_the_source_names_and_never_a_credential() -> None:
+    from dmhub_adapter.sources.base import RequestNames
+
+    headers = {"content-type": "application/json", "x-github-event": "push", "webhook-id": "msg_1",
+               "authorization": "Bearer t", "x-hub-signature-256": "sha256=ab", "x-gitlab-token": "t",
+               "webhook-signature": "v1,x", "x-api-key": "k", "x-other": "not named"}
+    query = {"openid": "o1", "signature": "s", "msg_signature": "m", "sign": "S", "access_token": "a", "nonce": "n"}
+    names = RequestNames(headers=frozenset({"X-GitHub-Event", "webhook-id", *headers}), query=frozenset(query))
+    record = build_record(request(headers=headers, query=query), Inbound(messages=[], payload=b"{}"), ["x"], names)
+
+    assert record["headers"] == {"content-type": "application/json", "webhook-id": "msg_1",
+                                 "x-github-event": "push", "x-other": "not named"}
+    assert record["query"] == {"nonce": "n", "openid": "o1"}
+    rebuilt = request_from_record(record)
+    assert rebuilt.header("x-github-event") == "push" and rebuilt.header("webhook-id") == "msg_1"
+    assert rebuilt.query == {"nonce": "n", "openid": "o1"} and rebuilt.raw_query == "nonce=n&openid=o1"
+
+
+def _shipped() -> list[str]:
+    from dmhub_adapter.mapping.config import available_sources
+
+    return available_sources()
+
+
+@pytest.mark.parametrize("source", _shipped())
+def test_no_shipped_source_asks_to_keep_its_signature(source: str) -> None:
+    from dmhub_adapter.ingest.pipeline import request_names
+    from dmhub_adapter.ingest.unmapped import is_secret_name
+    from dmhub_adapter.sources.registry import source_for
+
+    found = source_for(source)
+    assert found is not None
+    names = request_names(found)
+    assert not [n for n in (*names.headers, *names.query) if is_secret_name(n)]
+    signature_names = {"wechat": {"signature", "msg_signature"}, "taobao": {"sign"},
+                       "standard-webhooks": {"webhook-signature", "svix-signature"},
+                       "wechatpay": {"wechatpay-signature"}, "shopify": {"x-shopify-hmac-sha256"}}.get(source, set())
+    assert not signature_names & {*names.headers, *names.query}
+    if source == "standard-webhooks":
+        assert names.headers == {"webhook-id", "webhook-timestamp", "svix-id", "svix-timestamp"}
+
+
+def test_a_record_kept_before_headers_were_kept_replays_to_its_live_externalid() -> None:
+    """A Standard Webhooks record without the webhook-id header (kept by an older version) still
+    has the value in its context; the dry run (and the replay) use it: swh|msg_…, not swh|type|time."""
+    from dmhub_adapter_tools.cli.replay import preview_record
+
+    body = '{"type":"invoice.paid","timestamp":"2026-12-04T10:00:00Z","data":{"id":"i1","customer":{"id":"c1"}}}'
+    legacy = {"version": 1, "source": "standard-webhooks", "account": "demo", "payload": body,
+              "payload_encoding": "utf-8", "payload_type": "application/json",
+              "headers": {"content-type": "application/json"}, "reasons": ["message #1: no rule matched"],
+              "received_at": 1796398000.0, "request_id": "r1", "context": {"request": {"webhookId": "msg_legacy1"}}}
+
+    (preview,) = preview_record(legacy)
+
+    assert preview["status"] == "deliver"
+    assert preview["events"][0]["externalId"] == "standard-webhooks:demo:swh|msg_legacy1"
+    without = {**legacy, "context": {}}
+    assert preview_record(without)[0]["events"][0]["externalId"].startswith("standard-webhooks:demo:swh|invoice.paid|")

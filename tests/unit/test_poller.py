@@ -141,7 +141,8 @@ def test_deletes_only_what_succeeded_and_redrives_the_rest(sqs: Any) -> None:
                          MessageAttributes={"source": {"StringValue": "wechat", "DataType": "String"}})
     sender = Sender(fail={"bad"})
     lines: list[str] = []
-    poller = QueuePoller(sqs, url, sender, wait_seconds=1, timeout_seconds=60, on_batch=lines.append)
+    poller = QueuePoller(sqs, url, sender, wait_seconds=1, timeout_seconds=60, max_receive_count=2,
+                         on_batch=lambda report: lines.append(report.text()))
 
     report = poller.poll_once()
     assert report is not None and (report.received, report.failed) == (3, 1)
@@ -154,7 +155,7 @@ def test_deletes_only_what_succeeded_and_redrives_the_rest(sqs: Any) -> None:
     assert record["md5OfBody"] == hashlib.md5(record["body"].encode()).hexdigest()
     assert 0 < sender.contexts[0].get_remaining_time_in_millis() <= 60_000
     assert sender.contexts[0].function_name == "SenderFunction"
-    assert "3 message(s), 2 done, 1 failed" in lines[0]
+    assert "3 message(s) (receive count 1)" in lines[0] and "delivered 2, back to the queue 1" in lines[0]
 
     # The failed one is invisible until its visibility timeout ends, then comes back.
     assert poller.poll_once(wait_seconds=0) is None
@@ -168,6 +169,7 @@ def test_deletes_only_what_succeeded_and_redrives_the_rest(sqs: Any) -> None:
         return _count(sqs, dlq) == 1
 
     _wait_for(in_dlq)
+    assert "(receive count 2)" in lines[-1] and "dead-lettered 1" in lines[-1] and "the redrive moves it" in lines[-1]
     assert _count(sqs, url) == 0
     assert sender.bodies().count("bad") == 2
     assert sender.bodies().count("ok-1") == 1 and sender.bodies().count("ok-2") == 1

@@ -54,6 +54,21 @@ class ReplayResult:
         return not self.reasons
 
 
+def restore_request_values(record: Mapping[str, Any], inbound: Any) -> None:
+    """Give back the ``_request`` values a record kept in its context where the rebuilt request
+    lacks them: records kept before records held the request's headers (a Standard Webhooks
+    ``webhook-id``) still replay to the externalId the live delivery had, never a second one.
+    The values were read by the ingest from the authenticated request, like the rest of the record."""
+    context = record.get("context")
+    kept = context.get("request") if isinstance(context, Mapping) else None
+    if not isinstance(kept, Mapping):
+        return
+    for message in inbound.messages:
+        values = message.get("_request")
+        if isinstance(values, dict):
+            message["_request"] = {name: kept.get(name) if value is None else value for name, value in values.items()}
+
+
 def replay_unmapped_record(
     record: Mapping[str, Any],
     *,
@@ -64,7 +79,8 @@ def replay_unmapped_record(
     pipeline = pipeline or build_pipeline(IngestSettings.from_env())
     try:
         # A record stored by reference (over the queue's size) is read back from its bucket.
-        request = request_from_record(resolve_record(record, s3=s3))
+        full = resolve_record(record, s3=s3)
+        request = request_from_record(full)
     except RecordError as exc:
         raise ReplayError(str(exc)) from exc
     try:
@@ -76,5 +92,6 @@ def replay_unmapped_record(
         inbound = source.parse_unverified(request, account)
     except WebhookError as exc:
         raise ReplayError(f"the stored payload cannot be parsed: {exc.message}") from exc
+    restore_request_values(full, inbound)
     delivery = pipeline.deliver(request, source, inbound, metrics=metrics, keep_unmapped=False)
     return ReplayResult(outcome=delivery.outcome, reasons=delivery.reasons)

@@ -28,10 +28,13 @@ Example (a function's ``app.py``)::
 
 from __future__ import annotations
 
+import logging
 import threading
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics
@@ -130,6 +133,8 @@ class PowertoolsMetrics:
                 self._dimension()
                 self._metrics.add_metric(name=str(metric), unit=MetricUnit.Count, value=value)
             return
+        if metrics_disabled():
+            return
         dimensions = dict(self._metrics.default_dimensions)
         if self._metrics.service:
             dimensions.setdefault("service", self._metrics.service)
@@ -161,6 +166,51 @@ class PowertoolsMetrics:
             self._dimensioned = True
 
 
+def metrics_disabled() -> bool:
+    """Whether Powertools metrics are switched off (``POWERTOOLS_METRICS_DISABLED``, local runs).
+
+    Powertools honours the switch when it flushes a metric set but not for single metrics
+    (cold start, counts with a reason), which it always prints; this module asks first."""
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
+
+    return bool(is_metrics_disabled())
+
+
+# -- outcomes: what an invocation came to, for whoever watches it ---------------------------------
+
+#: receives every outcome published in the current context (see :func:`observing`)
+OutcomeObserver = Callable[[object], None]
+
+_observer: ContextVar[OutcomeObserver | None] = ContextVar("dmhub_adapter_outcome_observer", default=None)
+
+
+@contextmanager
+def observing(observer: OutcomeObserver) -> Iterator[None]:
+    """Pass every outcome published in this context (this thread, this block) to ``observer``.
+
+    The ingest publishes a :class:`~dmhub_adapter.ingest.outcome.RequestOutcome` per request, the
+    sender a :class:`~dmhub_adapter.sender.core.BatchStats` per batch. Deployed nobody observes
+    (the log lines are the record); the local gateway and poller do, to print one line each. A
+    context variable rather than a listener list: each thread sees only its own invocation."""
+    token = _observer.set(observer)
+    try:
+        yield
+    finally:
+        _observer.reset(token)
+
+
+def publish_outcome(outcome: object) -> None:
+    """Hand ``outcome`` to the current context's observer, if one is watching; an observer's
+    failure is the observer's problem, never the invocation's."""
+    observer = _observer.get()
+    if observer is None:
+        return
+    try:
+        observer(outcome)
+    except Exception:
+        logging.getLogger(__name__).exception("an outcome observer failed")
+
+
 class Telemetry:
     """One function's Logger, Metrics and optional Tracer, and the wrapper of its handler."""
 
@@ -177,7 +227,7 @@ class Telemetry:
         """``handler`` with the Lambda context in every log line, the metrics flushed and
         cleared after each invocation, and X-Ray tracing when it is on."""
         metrics = self.metrics
-        published: Handler = metrics.log_metrics(capture_cold_start_metric=True)(handler)
+        published: Handler = metrics.log_metrics(capture_cold_start_metric=not metrics_disabled())(handler)
 
         def cleared(event: dict[str, Any], context: Any) -> Any:
             try:

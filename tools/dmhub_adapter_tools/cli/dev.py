@@ -21,7 +21,9 @@ def register(subparsers: Any) -> None:
         "Ctrl-C or SIGTERM stops everything it started.",
     )
     parser.add_argument("--accounts", metavar="FILE", help="accounts YAML (default: the packaged demo accounts)")
-    parser.add_argument("--port", type=int, default=3000, help="gateway port on 127.0.0.1 (default 3000; 0 = any)")
+    parser.add_argument("--port", type=int, default=None,
+                        help="gateway port on 127.0.0.1 (default 3000; 0 = any); with --print-env the port of the "
+                        "stack to describe (default $DMHUB_ADAPTER_PORT, else 3000)")
     parser.add_argument("--moto-port", type=int, default=None, help="moto_server port (default: a free one)")
     parser.add_argument("--emulator-port", type=int, default=None, help="DM Hub emulator port (default: a free one)")
     parser.add_argument(
@@ -61,12 +63,14 @@ def run(args: argparse.Namespace) -> int:
     from dmhub_adapter_tools.local.stack import DevOptions, DevStack
 
     if args.print_env:
-        return print_env(args.port)
+        return print_env(args.port if args.port is not None else _port_from_env())
+    if args.port is None:
+        args.port = 3000
     if not 0 <= args.poll_wait <= 20:
         raise CommandError("--poll-wait must be between 0 and 20")
     if not 1 <= args.batch_size <= 10:
         raise CommandError("--batch-size must be between 1 and 10")
-    environment = {"MAPPINGS_DIR": os.path.abspath(args.mappings_dir)} if args.mappings_dir else {}
+    environment = {"MAPPINGS_DIR": check_mappings_dir(args.mappings_dir)} if args.mappings_dir else {}
     options = DevOptions(
         accounts_file=args.accounts,
         port=args.port,
@@ -95,8 +99,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         import yaml
 
+        from dmhub_adapter_tools.local.accounts import AccountsFileError
+
         try:
             stack = DevStack(options)
+        except AccountsFileError as exc:
+            raise CommandError("the accounts file has mistakes; nothing was started:\n  "
+                               + "\n  ".join(exc.problems)) from exc
         except (OSError, ValueError, yaml.YAMLError) as exc:
             raise CommandError(f"accounts file: {exc}") from exc
         try:
@@ -114,14 +123,37 @@ def run(args: argparse.Namespace) -> int:
                     raise CommandError(f"cannot write the ready file: {exc}") from exc
             stop.wait()
         finally:
-            print("stopping the local stack…", flush=True)
+            print("stopping the local stack…", flush=True, file=sys.stderr if args.json_lines else sys.stdout)
             stack.remove_ready_files()
             stack.stop()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("stopped.", flush=True)
+    print("stopped.", flush=True, file=sys.stderr if args.json_lines else sys.stdout)
     return 0  # Ctrl-C / SIGTERM is how this command is meant to end
+
+
+def _port_from_env() -> int:
+    """``$DMHUB_ADAPTER_PORT`` (what ``--print-env`` exports), else 3000."""
+    value = os.environ.get("DMHUB_ADAPTER_PORT", "")
+    return int(value) if value.isdigit() else 3000
+
+
+def check_mappings_dir(directory: str) -> str:
+    """The absolute --mappings-dir, refused (with the fix) when it is missing or fails check-config."""
+    from dmhub_adapter.sources.registry import check_directory
+    from dmhub_adapter_tools.cli import CommandError
+
+    path = os.path.abspath(directory)
+    if not os.path.isdir(path):
+        raise CommandError(f"--mappings-dir {directory}: no such directory (give the folder holding <source>.yaml "
+                           "files, or leave the flag out to run the packaged mappings)")
+    broken = {file: problems for file, problems in check_directory(path).items() if problems}
+    if broken:
+        lines = [f"{file}: {problem}" for file, problems in broken.items() for problem in problems]
+        raise CommandError("--mappings-dir fails check-config; nothing was started (fix these, then "
+                           "`dmhub-adapter check-config " + directory + "`):\n  " + "\n  ".join(lines))
+    return path
 
 
 def print_env(port: int) -> int:

@@ -36,11 +36,12 @@ def register(subparsers: Any) -> None:
     query.add_argument("--from", dest="last_updated_from", help="lastUpdatedFrom, UTC like 2024-01-01T00:00:00Z")
     query.add_argument("--to", dest="last_updated_to", help="lastUpdatedTo, UTC like 2024-12-31T23:59:59Z")
     query.add_argument("--partition")
-    query.add_argument("--max", type=int, help="at most this many events (1-1000, DM Hub's default 20)")
+    query.add_argument("--max", type=int, help="show this many events, newest first (1-1000, default 20)")
     query.add_argument("--rows", type=int, help="page size")
     query.add_argument("--page", type=int, help="page number, from 1")
     query.add_argument("--sidx", help="sort field, e.g. lastUpdated")
     query.add_argument("--sord", choices=["asc", "desc"])
+    query.add_argument("--oldest-first", action="store_true", help="oldest events first (default: newest first)")
     query.set_defaults(func=run_query)
 
 
@@ -132,6 +133,11 @@ def run_query(args: argparse.Namespace) -> int:
                 raise CommandError(f"--{'from' if name.endswith('from') else 'to'}: {exc}") from exc
     if args.max is not None and not 1 <= args.max <= 1000:
         raise CommandError("--max must be between 1 and 1000")
+    # DM Hub answers the oldest 20 by default and says nothing of the rest. Unless the caller
+    # pages or sorts itself, ask for up to 1,000, newest first, show --max and say how many
+    # there were.
+    raw = args.rows is not None or args.page is not None or args.sidx is not None or args.sord is not None
+    shown = args.max or QUERY_DEFAULT
     client = dmhub_client_from_env()
     with client:
         events = _call(
@@ -141,12 +147,25 @@ def run_query(args: argparse.Namespace) -> int:
                 last_updated_from=args.last_updated_from,
                 last_updated_to=args.last_updated_to,
                 partition=args.partition,
-                max=args.max,
+                max=args.max if raw else QUERY_LIMIT,
                 rows=args.rows,
                 page=args.page,
-                sidx=args.sidx,
-                sord=args.sord,
+                sidx=args.sidx if raw else "id",
+                sord=args.sord if raw else ("asc" if args.oldest_first else "desc"),
             )
         )
+    if not raw:
+        total = len(events)
+        events = events[:shown]
+        order = "oldest" if args.oldest_first else "newest"
+        more = "1,000 or more" if total >= QUERY_LIMIT else str(total)
+        hint = "" if len(events) == total else " (--max N for more)"
+        print(f"showing {len(events)} of {more} event(s), {order} first{hint}", file=sys.stderr)
     print_json([event.model_dump(mode="json") for event in events])
     return 0
+
+
+#: events shown when --max is not given (DM Hub's own default page)
+QUERY_DEFAULT = 20
+#: the most one query answers
+QUERY_LIMIT = 1000

@@ -26,7 +26,24 @@ def register(subparsers: Any) -> None:
         default=None,
         help="accounts YAML used to decrypt encrypted payloads (default: the packaged demo accounts)",
     )
+    parser.add_argument("--header", action="append", default=[], metavar="K:V",
+                        help="a request header the mapping reads (repeatable), e.g. X-GitHub-Event:push")
+    parser.add_argument("--query", action="append", default=[], metavar="k=v",
+                        help="a query parameter the mapping reads (repeatable)")
     parser.set_defaults(func=run)
+
+
+def parse_pairs(values: list[str], separator: str, flag: str) -> dict[str, str]:
+    """``--header K:V`` / ``--query k=v`` values as a dict; a malformed one is a clear error."""
+    from dmhub_adapter_tools.cli import CommandError
+
+    pairs: dict[str, str] = {}
+    for value in values:
+        name, found, rest = value.partition(separator)
+        if not found or not name.strip():
+            raise CommandError(f"{flag} {value!r}: expected NAME{separator}VALUE")
+        pairs[name.strip()] = rest.strip() if separator == ":" else rest
+    return pairs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,10 +58,16 @@ def run(args: argparse.Namespace) -> int:
                 data = handle.read()
     except OSError as exc:
         raise CommandError(f"cannot read {args.payload_file}: {exc.strerror}") from exc
+    headers = parse_pairs(args.header, ":", "--header")
+    query = parse_pairs(args.query, "=", "--query")
+    skipped: list[str] = []
     try:
-        events = dry_run(args.source, data, account=args.account, accounts_file=args.accounts)
+        events = dry_run(args.source, data, account=args.account, accounts_file=args.accounts,
+                         headers=headers, query=query, skipped=skipped)
     except DryRunError as exc:
         raise CommandError(str(exc)) from exc
+    for reason in skipped:
+        print(reason, file=sys.stderr)
     json.dump(events, sys.stdout, ensure_ascii=False, indent=2)
     sys.stdout.write("\n")
     return 0

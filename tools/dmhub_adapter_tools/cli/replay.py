@@ -36,7 +36,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("queue", choices=["dlq", "unmapped"], help="which queue to replay")
     parser.add_argument("--limit", type=int, default=None, help="handle at most N messages")
-    parser.add_argument("--dry-run", action="store_true", help="show what would be replayed; change nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="change nothing; re-map (unmapped) or re-validate (dlq) each message with the current "
+                        "mappings and say what would be delivered, skipped or still fail, and why")
+    parser.add_argument("--id", dest="ids", action="append", default=[], metavar="MESSAGE_ID",
+                        help="only these SQS message ids (repeatable; see `unmapped show` / `dlq show`)")
     parser.add_argument(
         "--wait-seconds", type=int, default=1, help="SQS long-poll wait per receive (default 1; 0-20)"
     )
@@ -116,9 +120,12 @@ def drain(
     limit: int | None,
     wait_seconds: int = 1,
     progress: Progress | None = None,
+    ids: set[str] | None = None,
 ) -> ReplaySummary:
-    """Receive until the queue is empty or ``limit`` is reached; delete what ``handle`` finished."""
+    """Receive until the queue is empty or ``limit`` is reached; delete what ``handle`` finished.
+    With ``ids`` only those messages are handled (the others are made visible again)."""
     seen: set[str] = set()
+    wanted = set(ids or ())
     to_release: list[dict[str, Any]] = []
     try:
         while limit is None or summary.seen < limit:
@@ -136,6 +143,9 @@ def drain(
                 break
             for message in messages:
                 seen.add(message["MessageId"])
+                if wanted and message["MessageId"] not in wanted:
+                    to_release.append(message)
+                    continue
                 summary.seen += 1
                 reason = handle(message)
                 if reason is None and not summary.dry_run:
@@ -147,6 +157,8 @@ def drain(
                     to_release.append(message)
                 if progress is not None:
                     progress.advance()
+            if wanted and wanted <= seen:
+                break
     finally:
         # what stays on the queue is visible again at once, not after RECEIVE_VISIBILITY
         for start in range(0, len(to_release), 10):
@@ -172,14 +184,20 @@ def dlq_handler(sqs: Any, event_queue_url: str, summary: ReplaySummary) -> Handl
         try:
             data, event = parse_body(message["Body"])
         except ValueError as exc:
+            if summary.dry_run:
+                say(f"{message['MessageId']}: still fails validation: {exc}")
             return f"not replayable: {exc}"
         assert data is not None
         clean = {k: v for k, v in data.items() if k != FAILURE_KEY}
         if summary.dry_run:
             failure = data.get(FAILURE_KEY) or {}
             summary.would_replay.append(
-                {"messageId": message["MessageId"], "claimKey": event.claim_key, "failure": failure.get("reason")}
+                {"messageId": message["MessageId"], "claimKey": event.claim_key, "failure": failure.get("reason"),
+                 "event": event.event.event, "externalId": event.event.externalId,
+                 "now": "valid: would go back to EventQueue"}
             )
+            say(f"{message['MessageId']}: would go back to EventQueue: {event.event.event} "
+                f"[{event.event.externalId}] (failed with: {failure.get('reason') or 'no reason kept'})")
             return None
         send_messages(
             event_queue_url, [OutgoingMessage(body=clean, attributes=message_attributes(event))], client=sqs
@@ -189,10 +207,46 @@ def dlq_handler(sqs: Any, event_queue_url: str, summary: ReplaySummary) -> Handl
     return handle
 
 
+def say(line: str) -> None:
+    """One readable line per message on stderr (the JSON summary stays alone on stdout)."""
+    print(line, file=sys.stderr, flush=True)
+
+
+def describe(preview: dict[str, Any]) -> str:
+    """One message of a dry run, as a person reads it."""
+    number = f"message #{preview['message']}"
+    if preview["status"] == "deliver":
+        events = ", ".join(f"{e['event']} [{e['externalId']}]" for e in preview["events"])
+        return f"{number}: would deliver {events} (rule {preview['rule']!r})"
+    if preview["status"] == "skip":
+        return f"{number}: would be skipped by rule {preview['rule']!r}: {preview['reason']}"
+    return f"{number}: still {preview['status']}: {preview['reason']}"
+
+
+def preview_record(record: dict[str, Any]) -> list[dict[str, Any]]:
+    """What replaying ``record`` would do per message, with the current mappings, changing nothing."""
+    from dmhub_adapter.ingest.unmapped import RecordError, request_from_record, resolve_record
+    from dmhub_adapter.settings import Settings
+    from dmhub_adapter.sources.registry import source_for
+    from dmhub_adapter_tools.dryrun import preview_messages
+    from dmhub_adapter_tools.replay import ReplayError
+
+    try:
+        full = resolve_record(record)
+        request = request_from_record(full)
+    except RecordError as exc:
+        raise ReplayError(str(exc)) from exc
+    source = source_for(request.source, Settings.from_env().mappings_dir)
+    if source is None:
+        raise ReplayError(f"source {request.source!r} has no mapping config any more")
+    return preview_messages(source, request, record=full)
+
+
 def unmapped_handler(summary: ReplaySummary) -> Handler:
     from dmhub_adapter.ingest.bootstrap import build_pipeline
     from dmhub_adapter.ingest.pipeline import IngestPipeline
     from dmhub_adapter.settings import IngestSettings
+    from dmhub_adapter_tools.dryrun import DryRunError
     from dmhub_adapter_tools.replay import ReplayError, replay_unmapped_record
 
     pipeline: IngestPipeline | None = None
@@ -206,16 +260,26 @@ def unmapped_handler(summary: ReplaySummary) -> Handler:
         if not isinstance(record, dict):
             return "not replayable: body is not a JSON object"
         if summary.dry_run:
+            try:
+                previews = preview_record(record)
+            except (ReplayError, DryRunError) as exc:
+                say(f"{message['MessageId']}: not replayable: {exc}")
+                return f"not replayable: {exc}"
+            pending = [p for p in previews if p["status"] in ("unmapped", "rejected")]
             summary.would_replay.append(
                 {
                     "messageId": message["MessageId"],
                     "source": record.get("source"),
                     "account": record.get("account"),
-                    "reasons": record.get("reasons") or [],
+                    "storedReasons": record.get("reasons") or [],
+                    "now": previews,
                     **({"storedAt": record["payload_ref"]} if record.get("payload_ref") else {}),
                 }
             )
-            return None
+            for preview in previews:
+                say(f"{message['MessageId']} {describe(preview)}")
+            return ("still unmapped: " + "; ".join(f"message #{p['message']}: {p['reason']}" for p in pending)
+                    if pending else None)
         if pipeline is None:
             pipeline = build_pipeline(IngestSettings.from_env())
         try:
@@ -259,6 +323,7 @@ def run(args: argparse.Namespace) -> int:
             limit=args.limit,
             wait_seconds=max(0, min(20, args.wait_seconds)),
             progress=Progress(label, total),
+            ids=set(args.ids),
         )
     except RuntimeError as exc:  # a missing environment variable
         raise CommandError(str(exc)) from exc

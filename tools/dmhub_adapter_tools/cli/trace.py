@@ -25,7 +25,8 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("source")
     parser.add_argument("account")
-    parser.add_argument("external_id", help="the event's externalId (see `dmhub-adapter map`)")
+    parser.add_argument("external_id", help="the event's externalId: the mapping's key (`dmhub-adapter map`) or "
+                        "the SOURCE:ACCOUNT:… form DM Hub stores and the gateway prints")
     parser.add_argument("--partition", help="DM Hub history partition of the event, if not the default")
     parser.add_argument("--no-dmhub", action="store_true", help="do not call DM Hub")
     parser.set_defaults(func=run)
@@ -59,7 +60,15 @@ def run(args: argparse.Namespace) -> int:
         table = settings.require("idempotency_table")
     except RuntimeError as exc:
         raise CommandError(str(exc)) from exc
-    key = claim_key(args.source, args.account, args.external_id)
+    external_id = args.external_id
+    namespace = f"{args.source}:{args.account}:"
+    if external_id.startswith(namespace):
+        # the form DM Hub stores and the gateway prints; the claim is keyed by the mapping's own key
+        external_id = external_id[len(namespace):]
+        if external_id.startswith("~sha256:"):
+            raise CommandError("a hashed externalId cannot be traced back to its claim; give the mapping's key "
+                               "(`dmhub-adapter map` prints it)")
+    key = claim_key(args.source, args.account, external_id)
     try:
         item = ClaimTable(table, aws.dynamodb()).get(key)
     except Exception as exc:

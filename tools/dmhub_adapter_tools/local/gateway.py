@@ -25,7 +25,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
-from dmhub_adapter.ingest.outcome import RequestOutcome, observing
+from dmhub_adapter.ingest.outcome import RequestOutcome
+from dmhub_adapter.observability import observing
 from dmhub_adapter_tools.local.apigw_event import make_event
 from dmhub_adapter_tools.local.context import new_context
 from dmhub_adapter_tools.local.request_log import RequestLog, RequestRecord
@@ -251,8 +252,13 @@ class LocalGateway:
             region=self.region,
         )
         outcomes: list[RequestOutcome] = []
+
+        def observe(outcome: object) -> None:
+            if isinstance(outcome, RequestOutcome):
+                outcomes.append(outcome)
+
         try:
-            with self._instance, observing(outcomes.append):
+            with self._instance, observing(observe):
                 result = self.invoke(event, context)
         except Exception as exc:
             log.exception("%s raised; answering 500 as API Gateway does", self.function_name)

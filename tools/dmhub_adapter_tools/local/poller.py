@@ -16,6 +16,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from dmhub_adapter.observability import observing
+from dmhub_adapter.sender.core import BatchStats
 from dmhub_adapter_tools.local.context import new_context
 
 log = logging.getLogger("dmhub_adapter_tools.local.poller")
@@ -61,6 +63,10 @@ def sqs_record(message: Mapping[str, Any], *, queue_arn: str, region: str) -> di
     return record
 
 
+def _receive_count(message: Mapping[str, Any]) -> str:
+    return str((message.get("Attributes") or {}).get("ApproximateReceiveCount", "?"))
+
+
 def sqs_event(messages: Sequence[Mapping[str, Any]], *, queue_arn: str, region: str) -> dict[str, Any]:
     return {"Records": [sqs_record(m, queue_arn=queue_arn, region=region) for m in messages]}
 
@@ -93,10 +99,56 @@ def failed_message_ids(result: Any, batch_ids: Sequence[str]) -> set[str]:
 
 @dataclass
 class BatchReport:
+    """One delivery batch as the poller saw it: messages received and failed back to SQS, and
+    what the sender said became of them (when it said: a crashed sender says nothing)."""
+
     received: int
     failed: int
     elapsed_ms: float
     error: str | None = None
+    delivered: int = 0
+    #: sent to the DLQ by the sender itself (a permanent failure)
+    dead_lettered: int = 0
+    #: failed messages received ``maxReceiveCount`` times: the redrive moves them to the DLQ
+    redriven: int = 0
+    #: attempts repeated inside the invocation (DM Hub 503, timeouts)
+    retried: int = 0
+    receive_counts: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        """One readable line: counts first, then the reasons."""
+        parts = [f"delivered {self.delivered}"]
+        back = self.failed - self.redriven
+        if back:
+            parts.append(f"back to the queue {back}")
+        if self.dead_lettered or self.redriven:
+            parts.append(f"dead-lettered {self.dead_lettered + self.redriven}")
+        if self.retried:
+            parts.append(f"retried {self.retried}x")
+        line = (f"delivery batch: {self.received} message(s) (receive count {','.join(self.receive_counts)}) "
+                f"{self.elapsed_ms:.0f}ms: {', '.join(parts)}")
+        reasons = list(self.reasons)
+        if self.redriven:
+            reasons.append(f"{self.redriven} received the maximum number of times: the redrive moves "
+                           f"{'it' if self.redriven == 1 else 'them'} to the DLQ")
+        if self.error:
+            reasons.append(f"the sender raised {self.error}")
+        return line + (f" ({'; '.join(reasons)})" if reasons else "")
+
+    def as_json(self) -> dict[str, Any]:
+        """The ``--json`` line's fields."""
+        return {
+            "messages": self.received,
+            "ms": round(self.elapsed_ms, 1),
+            "delivered": self.delivered,
+            "backToQueue": self.failed - self.redriven,
+            "deadLettered": self.dead_lettered + self.redriven,
+            "retried": self.retried,
+            "receiveCounts": [int(c) if c.isdigit() else c for c in self.receive_counts],
+            "reasons": self.reasons,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -124,7 +176,8 @@ class QueuePoller:
         timeout_seconds: float = 30.0,
         memory_limit_in_mb: int = 512,
         region: str = "eu-west-1",
-        on_batch: Callable[[str], None] | None = None,
+        on_batch: Callable[[BatchReport], None] | None = None,
+        max_receive_count: int | None = None,
     ) -> None:
         if not 1 <= batch_size <= 10:
             raise ValueError("batch_size must be 1..10 (SQS ReceiveMessage limit)")
@@ -139,7 +192,9 @@ class QueuePoller:
         self.timeout_seconds = timeout_seconds
         self.memory_limit_in_mb = memory_limit_in_mb
         self.region = region
-        self.on_batch = on_batch or log.info
+        self.on_batch = on_batch or (lambda report: log.info("%s", report.text()))
+        #: the queue's redrive ``maxReceiveCount``, to tell which failures go to the DLQ next
+        self.max_receive_count = max_receive_count
         self.stats = PollerStats()
         self._stop = threading.Event()
         self._idle = threading.Event()
@@ -219,8 +274,15 @@ class QueuePoller:
             region=self.region,
         )
         error: str | None = None
+        outcomes: list[BatchStats] = []
+
+        def observe(outcome: object) -> None:
+            if isinstance(outcome, BatchStats):
+                outcomes.append(outcome)
+
         try:
-            result = self.invoke(event, context)
+            with observing(observe):
+                result = self.invoke(event, context)
         except Exception as exc:
             # A failed invocation fails the batch: every message returns after its timeout.
             log.exception("%s raised; the whole batch stays on the queue", self.function_name)
@@ -230,8 +292,21 @@ class QueuePoller:
             failed = failed_message_ids(result, ids)
         done = [m for m in messages if m["MessageId"] not in failed]
         self._delete(done)
+        counts = [_receive_count(m) for m in messages]
+        last = {m["MessageId"] for m in messages if m["MessageId"] in failed and self.max_receive_count
+                and _receive_count(m).isdigit() and int(_receive_count(m)) >= self.max_receive_count}
+        stats = outcomes[-1] if outcomes else None
         report = BatchReport(
-            received=len(messages), failed=len(failed), elapsed_ms=(time.perf_counter() - started) * 1000, error=error
+            received=len(messages),
+            failed=len(failed),
+            elapsed_ms=(time.perf_counter() - started) * 1000,
+            error=error,
+            delivered=stats.delivered if stats else len(done),
+            dead_lettered=stats.dead_lettered if stats else 0,
+            redriven=len(last),
+            retried=stats.retried if stats else 0,
+            receive_counts=sorted(set(counts), key=lambda c: (len(c), c)),
+            reasons=list(stats.reasons) if stats else [],
         )
         self.stats.batches += 1
         self.stats.received += report.received
@@ -239,13 +314,10 @@ class QueuePoller:
         self.stats.failed += report.failed
         self.stats.history.append(report)
         del self.stats.history[:-100]
-        receive_counts = sorted({str((m.get("Attributes") or {}).get("ApproximateReceiveCount", "?"))
-                                 for m in messages})
-        self.on_batch(
-            f"delivery batch: {report.received} message(s), {len(done)} done, {report.failed} failed "
-            f"(receive count {','.join(receive_counts)}) {report.elapsed_ms:.0f}ms"
-            + (f" [{error}]" if error else "")
-        )
+        try:
+            self.on_batch(report)
+        except Exception:
+            log.exception("reporting a batch failed")
         return report
 
     def _delete(self, messages: Sequence[Mapping[str, Any]]) -> None:

@@ -217,6 +217,61 @@ def _taobao_refund(name: str, secret: Mapping[str, Any], account: str, now: floa
     return taobao_request(name, message, secret, account, now, facts)
 
 
+# -- config-only sources (signed the way their mapping's verification block says) ----------------
+
+
+def signed_by_config(name: str, source: str, account: str, secret: Mapping[str, Any], body: bytes, now: float,
+                     facts: dict[str, Any], headers: Mapping[str, str] | None = None) -> SampleRequest:
+    """``body`` signed for ``source`` by its mapping's ``verification`` block (what ``send`` does)."""
+    from dmhub_adapter.sources.registry import load_source_mapping, sign_for
+
+    mapping = load_source_mapping(source)
+    assert mapping is not None
+    signed = sign_for(mapping, secret, body, dict(headers or {}), {}, now)
+    return SampleRequest(name=name, source=source, account=account, method="POST", raw_query=signed.raw_query,
+                         body=signed.body, headers=signed.headers, facts=facts)
+
+
+def _youzan_paid(name: str, secret: Mapping[str, Any], account: str, now: float, tid: str | None = None,
+                 **_: Any) -> SampleRequest:
+    from urllib.parse import quote
+
+    tid = tid or f"E{int(now)}{secrets.randbelow(10**6):06d}"
+    order = {"full_order_info": {
+        "order_info": {"tid": tid, "status": "WAIT_SELLER_SEND_GOODS"},
+        "buyer_info": {"yz_open_id": "yzopen-demo-7f3a2c", "fans_type": 1},
+        "pay_info": {"payment": "199.00", "total_fee": "199.00", "post_fee": "0.00"}}}
+    message = {"client_id": str(secret.get("clientId", "")), "id": tid, "kdt_id": 10001, "kdt_name": "Demo Shop",
+               "msg": quote(json.dumps(order, separators=(",", ":"))), "type": "trade_TradePaid",
+               "status": "TRADE_PAID", "version": int(now), "test": False, "mode": 1, "sendCount": 0}
+    body = json.dumps(message, separators=(",", ":")).encode()
+    return signed_by_config(name, "youzan", account, secret, body, now, {"tid": tid},
+                            {"event-type": "trade_TradePaid"})
+
+
+def _doudian_paid(name: str, secret: Mapping[str, Any], account: str, now: float, tid: int | None = None,
+                  **_: Any) -> SampleRequest:
+    order = tid if tid is not None else 4_800_000_000_000_000_000 + secrets.randbelow(10**17)
+    data = {"p_id": order, "shop_id": 77977, "order_status": 2, "pay_amount": 1990, "pay_time": int(now)}
+    body = json.dumps([{"tag": "101", "msg_id": str(10**19 + secrets.randbelow(10**18)),
+                        "data": json.dumps(data, separators=(",", ":"))}], separators=(",", ":")).encode()
+    return signed_by_config(name, "doudian", account, secret, body, now, {"p_id": order},
+                            {"app-id": str(secret.get("appKey", ""))})
+
+
+def _standard_webhook(name: str, secret: Mapping[str, Any], account: str, now: float, **_: Any) -> SampleRequest:
+    from datetime import UTC
+
+    invoice = f"inv_{secrets.token_hex(4)}"
+    stamp = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    payload = {"type": "invoice.paid", "timestamp": stamp,
+               "data": {"id": invoice, "amount": 4200, "currency": "CNY",
+                        "customer": {"id": "cus_501", "email": "Li.Lei@example.com", "name": "Li Lei"}}}
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    sample = signed_by_config(name, "standard-webhooks", account, secret, body, now, {"invoice": invoice})
+    return SampleRequest(name=sample.name, source=sample.source, account=sample.account, method="POST",
+                         raw_query=sample.raw_query, body=sample.body, headers=sample.headers,
+                         facts={**sample.facts, "webhook-id": sample.headers.get("webhook-id")})
 # -- WeChat Pay, WeCom, Shopify ------------------------------------------------------------------
 
 #: the demo WeChat Pay payer (an openid of the demo app)
@@ -378,6 +433,10 @@ SAMPLES: dict[str, SampleSpec] = {
     "taobao-success": SampleSpec("taobao", "order completed (taobao_trade_TradeSuccess)",
                                  _taobao_trade("TradeSuccess", "TRADE_FINISHED")),
     "taobao-refund": SampleSpec("taobao", "refund requested (taobao_refund_RefundCreated)", _taobao_refund),
+    "youzan-paid": SampleSpec("youzan", "trade paid (trade_TradePaid), Event-Sign md5", _youzan_paid),
+    "doudian-paid": SampleSpec("doudian", "order paid (tag 101), event-sign md5", _doudian_paid),
+    "standard-webhooks-invoice": SampleSpec("standard-webhooks", "invoice.paid, v1 HMAC-SHA256 signature",
+                                            _standard_webhook),
     "wechatpay-paid": SampleSpec("wechatpay", "payment succeeded (TRANSACTION.SUCCESS), RSA-signed, AES-GCM resource",
                                  _wechatpay_paid),
     "wechatpay-refund": SampleSpec("wechatpay", "refund succeeded (REFUND.SUCCESS)", _wechatpay_refund),

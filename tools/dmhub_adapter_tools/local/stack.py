@@ -14,11 +14,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dmhub_adapter_tools.local.accounts import AccountsFile, demo_accounts_path, load_accounts
+from dmhub_adapter_tools.local.accounts import AccountsFile, demo_accounts_path, load_checked_accounts
 from dmhub_adapter_tools.local.moto import LOCALHOST, MotoServer
-from dmhub_adapter_tools.local.request_log import RequestRecord
+
+if TYPE_CHECKING:
+    from dmhub_adapter_tools.local.poller import BatchReport
+    from dmhub_adapter_tools.local.request_log import RequestRecord
 
 log = logging.getLogger("dmhub_adapter_tools.local.stack")
 
@@ -72,6 +75,12 @@ class DevOptions:
     environment: dict[str, str] = field(default_factory=dict)
 
 
+def _now_iso() -> str:
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
 def _stamp() -> str:
     return time.strftime("%H:%M:%S")
 
@@ -87,7 +96,9 @@ class DevStack:
     def __init__(self, options: DevOptions, emit: Callable[[str], None] = default_emit) -> None:
         self.options = options
         self.emit = emit
-        self.accounts: AccountsFile = load_accounts(options.accounts_file)
+        # Every mistake of the file is refused here, with its line, before anything starts.
+        self.accounts: AccountsFile = load_checked_accounts(
+            options.accounts_file, options.environment.get("MAPPINGS_DIR"))
         self.moto: MotoServer | None = None
         self.emulator: Any = None
         self.gateway: Any = None
@@ -170,7 +181,8 @@ class DevStack:
             timeout_seconds=options.sender_timeout,
             memory_limit_in_mb=options.sender_memory_mb,
             region=options.region,
-            on_batch=lambda line: self.emit(f"sender  {line}"),
+            on_batch=self._report_batch,
+            max_receive_count=options.max_receive_count,
         ).start()
         self.gateway = LocalGateway(
             ingest,
@@ -189,6 +201,13 @@ class DevStack:
         else:
             self.emit(f"gateway {record.text()}")
 
+    def _report_batch(self, report: BatchReport) -> None:
+        """One poller line per delivery batch: readable, or a JSON object with ``--json``."""
+        if self.options.json_lines:
+            self.emit_json({"component": "sender", "time": _now_iso(), **report.as_json()})
+        else:
+            self.emit(f"sender  {report.text()}")
+
     def emit_json(self, data: dict[str, Any]) -> None:
         """Print one JSON line (``--json``) through the stack's output."""
         print(json.dumps(data, ensure_ascii=False), flush=True)
@@ -206,9 +225,11 @@ class DevStack:
                 "SECRETS_PREFIX": self.options.secrets_prefix,
             }
         )
+        # Each function logs under its own service name (dmhub-adapter-ingest, -sender): one
+        # shared name would make the two share Powertools' logger and its Lambda context keys.
+        os.environ.pop("POWERTOOLS_SERVICE_NAME", None)
         quiet = not self.options.verbose
         for name, value in {
-            "POWERTOOLS_SERVICE_NAME": "dmhub-adapter",
             "POWERTOOLS_METRICS_NAMESPACE": "DmhubAdapterLocal",
             # No X-Ray daemon locally; metrics would print one EMF blob per invocation.
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -254,6 +275,8 @@ class DevStack:
                 "AWS_SECRET_ACCESS_KEY": FAKE_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
                 "DMHUB_BASE_URL": self.dmhub_base_url,
                 **self.resources.environment(),
+                **self.options.environment,  # MAPPINGS_DIR with --mappings-dir
+                "DMHUB_ADAPTER_PORT": str(self.gateway.server.server_address[1]),
             },
         }
 

@@ -2,19 +2,14 @@
 
 The pipeline fills one :class:`RequestOutcome` per request (status, events enqueued or already
 claimed, messages skipped, unmapped or refused, the reason of anything not delivered, the
-externalIds handed over) and, at the end, logs it and passes it to the observer set for the
-current context, if any. Deployed, nobody observes and the log line is the record; the local
-gateway observes (:func:`observing`) to print one line per request and serve the recent ones.
-
-A context variable rather than a module-level listener list: each gateway thread observes
-only its own invocation, and nothing outlives the ``with`` block.
+externalIds handed over) and, at the end, logs it and publishes it
+(:func:`dmhub_adapter.observability.publish_outcome`). Deployed, nobody observes and the log
+line is the record; the local gateway observes each invocation to print one line per request
+and serve the recent ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,25 +57,3 @@ class RequestOutcome:
         """The fields of the ``request outcome`` log line."""
         return {"status": self.status, **self.counts(), "reason": self.reason,
                 "externalIds": self.external_ids[:MAX_EXTERNAL_IDS]}
-
-
-Observer = Callable[[RequestOutcome], None]
-
-_observer: ContextVar[Observer | None] = ContextVar("dmhub_adapter_request_outcome", default=None)
-
-
-@contextmanager
-def observing(observer: Observer) -> Iterator[None]:
-    """Pass every outcome published in this context (this thread, this block) to ``observer``."""
-    token = _observer.set(observer)
-    try:
-        yield
-    finally:
-        _observer.reset(token)
-
-
-def publish(outcome: RequestOutcome) -> None:
-    """Hand ``outcome`` to the current context's observer, if one is watching."""
-    observer = _observer.get()
-    if observer is not None:
-        observer(outcome)

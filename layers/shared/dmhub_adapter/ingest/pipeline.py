@@ -33,13 +33,13 @@ from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Un
 from dmhub_adapter.ingest.errors import GENERIC_MESSAGE, DependencyUnavailable
 from dmhub_adapter.ingest.handoff import Handoff, HandoffResult
 from dmhub_adapter.ingest.metrics import MESSAGE_REJECTED, Metric
-from dmhub_adapter.ingest.outcome import RequestOutcome, publish
+from dmhub_adapter.ingest.outcome import RequestOutcome
 from dmhub_adapter.ingest.tenancy import check_account_binding, source_body_cap
 from dmhub_adapter.ingest.unmapped import UnmappedQueue
-from dmhub_adapter.observability import MetricsSink, NullMetrics
+from dmhub_adapter.observability import MetricsSink, NullMetrics, publish_outcome
 from dmhub_adapter.secrets import SecretStore
 from dmhub_adapter.settings import IngestSettings
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, Source
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames, Source
 from dmhub_adapter.store.signature_binding import Binder
 from dmhub_adapter.validation import error_message
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
@@ -270,7 +270,7 @@ class IngestPipeline:
         if reasons and keep_unmapped:
             from dmhub_adapter.ingest.unmapped import build_record
 
-            self.unmapped.send(build_record(request, inbound, reasons))
+            self.unmapped.send(build_record(request, inbound, reasons, request_names(source)))
             self.log.info("payload kept on the unmapped queue", extra={"reasons": len(reasons)})
         if handed.in_flight:
             raise DependencyUnavailable("claim_in_flight")
@@ -291,10 +291,7 @@ class IngestPipeline:
     def _report(self, outcome: RequestOutcome) -> None:
         """Log the request's outcome and hand it to whoever observes this context."""
         self.log.info("request outcome", extra=outcome.as_log())
-        try:
-            publish(outcome)
-        except Exception:
-            self.log.exception("the request outcome observer failed")
+        publish_outcome(outcome)
 
     def _budget(self, remaining_ms: int | None, started: float) -> tuple[float | None, float]:
         """Lease length and PENDING wait for this invocation (see :mod:`.handoff`)."""
@@ -334,3 +331,10 @@ def _fill(outcome: RequestOutcome, delivery: Delivery) -> None:
     outcome.reasons.extend(delivery.reasons)
     outcome.reasons.extend(delivery.skip_reasons)
     outcome.external_ids.extend(delivery.external_ids)
+
+
+def request_names(source: Source) -> RequestNames:
+    """The request values ``source`` wants kept for a replay (none for an adapter that does
+    not say)."""
+    names = getattr(source, "request_names", None)
+    return names() if callable(names) else RequestNames()

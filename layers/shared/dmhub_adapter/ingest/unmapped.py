@@ -12,7 +12,8 @@ A record (the SQS message body, JSON)::
       "source": "acme", "account": "shop1",
       "payload": "<clear text>" | "<base64>", "payload_encoding": "utf-8" | "base64",
       "payload_type": "application/json",
-      "headers": {"content-type": "..."},       # only those in KEPT_HEADERS
+      "headers": {"content-type": "...", ...},  # the content headers and the source's request_names
+      "query": {"openid": "...", ...},          # the query values the source's request_names lists
       "reasons": ["message #2: no rule matched this message", ...],
       "received_at": 1732780800.123,            # epoch seconds, as received
       "request_id": "...",
@@ -30,6 +31,13 @@ variable: a 503 would be retried forever and never succeed.
 The payload is what the adapter authenticated, decrypted where it was encrypted, so a replay
 parses it again without signatures or keys (see :mod:`dmhub_adapter_tools.replay`). It holds
 platform identities (openids, buyer ids): the queue is as sensitive as the table.
+
+Besides the content headers, a record keeps the headers and query values the source says its
+mapping can read or its verification names (``Source.request_names``: a header-routed event
+type, a Standard Webhooks ``webhook-id`` feeding the externalId), so :func:`request_from_record`
+rebuilds the request a live delivery was mapped from. Credentials are never kept, whatever a
+source lists: ``Authorization``, cookies, and any name that reads as a signature, token, secret,
+password or API key (:func:`is_secret_name`).
 """
 
 from __future__ import annotations
@@ -39,13 +47,14 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from dmhub_adapter.errors import PayloadTooLarge
 from dmhub_adapter.ingest.errors import DependencyUnavailable
 from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
-from dmhub_adapter.sources.base import Inbound
+from dmhub_adapter.sources.base import Inbound, RequestNames
 from dmhub_adapter.webhook import WebhookRequest
 
 if TYPE_CHECKING:
@@ -55,8 +64,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RECORD_VERSION = 1
-#: request headers a replay may need to parse the payload the same way
+#: request headers a replay may need to parse the payload the same way (every source)
 KEPT_HEADERS = ("content-type", "content-encoding", "user-agent")
+#: header names never kept, whatever a source lists
+NEVER_KEPT = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-amz-security-token"})
+#: name fragments of credentials: a header or query parameter containing one is never kept
+_SECRET_FRAGMENTS = ("signature", "token", "secret", "password", "api-key", "apikey", "api_key")
+#: the longest header or query value kept (a value this long is not a routing key)
+MAX_KEPT_VALUE = 1024
 _REASON_ATTRIBUTE_MAX = 256
 #: the largest record body sent inline: the queue takes 1 MiB (MaximumMessageSize) for body
 #: and attributes together, so keep a margin for the attributes
@@ -73,14 +88,23 @@ class RecordError(ValueError):
     """A record that is not an unmapped-payload record of a known version."""
 
 
-def build_record(request: WebhookRequest, inbound: Inbound, reasons: Sequence[str]) -> dict[str, Any]:
-    """The UnmappedQueue record of an authentic payload no rule mapped.
+def is_secret_name(name: str) -> bool:
+    """Whether a header or query parameter may carry a credential (never kept in a record)."""
+    lowered = name.lower()
+    return lowered in NEVER_KEPT or lowered in ("sign", "sig") or any(f in lowered for f in _SECRET_FRAGMENTS)
 
-    It holds the body (text or base64), the request parts replay needs, and the reasons.
 
-    Replay rebuilds the request from this record, so it holds what the mapping can read and
-    never credentials or signature values.
-    """
+def _kept(values: Mapping[str, str], names: Iterable[str]) -> dict[str, str]:
+    return {name: values[name][:MAX_KEPT_VALUE] for name in sorted(set(names))
+            if name in values and not is_secret_name(name)}
+
+
+def build_record(
+    request: WebhookRequest, inbound: Inbound, reasons: Sequence[str], names: RequestNames | None = None
+) -> dict[str, Any]:
+    """The record of an authentic payload that did not (fully) map: the clear-text payload, the
+    request values a replay needs (``names``, secrets excepted) and the reasons."""
+    names = names or RequestNames()
     payload = inbound.payload
     try:
         text, encoding = payload.decode("utf-8"), "utf-8"
@@ -93,11 +117,14 @@ def build_record(request: WebhookRequest, inbound: Inbound, reasons: Sequence[st
         "payload": text,
         "payload_encoding": encoding,
         "payload_type": inbound.payload_type,
-        "headers": {name: request.headers[name] for name in KEPT_HEADERS if name in request.headers},
+        "headers": _kept(request.headers, [*KEPT_HEADERS, *(n.lower() for n in names.headers)]),
         "reasons": list(reasons),
         "received_at": request.received_at,
         "request_id": request.request_id,
     }
+    query = _kept(request.query, names.query)
+    if query:
+        record["query"] = query
     if inbound.context:
         try:
             record["context"] = json.loads(json.dumps(inbound.context, default=str))
@@ -223,14 +250,18 @@ def record_payload(record: Mapping[str, Any]) -> bytes:
 
 def request_from_record(record: Mapping[str, Any]) -> WebhookRequest:
     """The request a replay hands to ``source.parse_unverified``: the clear-text payload with
-    its content type, no query string (signatures and the encryption flag belong to the
-    original delivery, and the payload is already decrypted)."""
+    its content type, and the headers and query values the record kept (no signatures: they
+    belong to the original delivery, and the payload is already decrypted)."""
     if record.get("version") != RECORD_VERSION:
         raise RecordError(f"unsupported record version {record.get('version')!r}")
     source, account = record.get("source"), record.get("account")
     if not isinstance(source, str) or not source or not isinstance(account, str) or not account:
         raise RecordError("record names no source or account")
     headers = {str(k).lower(): str(v) for k, v in (record.get("headers") or {}).items()}
+    kept_query = record.get("query") or {}
+    if not isinstance(kept_query, Mapping):
+        raise RecordError("record's query is not an object")
+    query = {str(k): str(v) for k, v in kept_query.items()}
     payload_type = record.get("payload_type")
     # The adapter's payload_type describes the clear text; the original content type may
     # describe an encrypted envelope around it.
@@ -242,6 +273,8 @@ def request_from_record(record: Mapping[str, Any]) -> WebhookRequest:
         source=source,
         account=account,
         body=record_payload(record),
+        query=query,
+        raw_query=urlencode(query),
         headers=headers,
         path=f"/webhooks/{source}/{account}",
         received_at=float(received_at) if isinstance(received_at, (int, float)) else time.time(),

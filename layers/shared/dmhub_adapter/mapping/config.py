@@ -431,10 +431,35 @@ def available_sources(mappings_dir: str | None = None) -> list[str]:
 
 
 def json_schema() -> dict[str, Any]:
-    """JSON Schema of the mapping file format, for editors (yaml-language-server)."""
+    """JSON Schema of the mapping file format, for editors (yaml-language-server).
+
+    pydantic describes the long forms only; the loader also takes the short ones its
+    ``mode="before"`` validators expand, so the schema says so too: a value as a bare JMESPath
+    string or a literal scalar, ``convert`` as one name or a list (the test validates every
+    shipped mapping and every example in docs/ with a JSON Schema validator)."""
     schema = MappingFile.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "dmhub-adapter mapping file"
+    definitions = schema.get("$defs", {})
+    for definition in definitions.values():
+        convert = (definition.get("properties") or {}).get("convert")
+        if isinstance(convert, dict) and convert.get("type") == "array":
+            definition["properties"]["convert"] = {
+                "anyOf": [{"type": "string"}, {key: value for key, value in convert.items() if key != "default"}],
+                "description": convert.get("description", "") + "; one name or a list",
+            }
+    if "ValueSpec" in definitions:
+        # every reference stays on ValueSpec, now the choice of forms; the object is one of them
+        definitions["ValueSpecObject"] = definitions.pop("ValueSpec")
+        definitions["ValueSpec"] = {
+            "description": "a value: a JMESPath expression (bare string), a literal (number, boolean, null, "
+            "or {value: ...}) or a template ({template: ...})",
+            "anyOf": [
+                {"type": "string", "description": "JMESPath expression (shorthand for {path: ...})"},
+                {"type": ["number", "boolean", "null"], "description": "literal (shorthand for {value: ...})"},
+                {"$ref": "#/$defs/ValueSpecObject"},
+            ],
+        }
     return schema
 
 

@@ -24,7 +24,7 @@ from dmhub_adapter import aws
 from dmhub_adapter.dmhub.client import DmhubClient, Timeouts, TokenGrant
 from dmhub_adapter.dmhub.identity import IdentityResolver
 from dmhub_adapter.dmhub.token import SharedToken
-from dmhub_adapter.observability import MetricsSink, Telemetry
+from dmhub_adapter.observability import MetricsSink, Telemetry, publish_outcome
 from dmhub_adapter.secrets import load_credentials
 from dmhub_adapter.sender.core import BatchStats, Sender
 from dmhub_adapter.sender.retry import RetryPolicy
@@ -166,9 +166,12 @@ class SenderFunction:
         except Exception as exc:  # no credentials / config yet: SQS keeps the messages
             logger.error("sender not ready; batch left for redelivery", extra={"error": f"{type(exc).__name__}: {exc}"})
             sink.count(SenderMetric.LEFT_FOR_REDELIVERY, len(records))
+            publish_outcome(BatchStats(records=len(records), left_for_retry=len(records),
+                                       reasons=[f"sender not ready: {type(exc).__name__}"]))
             return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
         response, stats = current.sender.process_batch(event, context)
         publish(sink, stats)
+        publish_outcome(stats)
         current.recorder.drain_into(sink)
         logger.info(
             "batch done",

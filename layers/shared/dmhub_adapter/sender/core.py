@@ -73,19 +73,34 @@ class RecordResult:
     reason: str | None = None
 
 
+#: at most this many reasons are kept per batch (one per record of a full batch, and then some)
+MAX_BATCH_REASONS = 20
+
+
 @dataclass
 class BatchStats:
-    """Counters of one batch's outcomes, safe to update from the sender's worker threads."""
+    """A batch's counts (``retried`` counts attempts repeated inside the invocation;
+    ``left_for_retry`` records handed back to SQS) and why records were not delivered."""
+
+    records: int = 0
     delivered: int = 0
     retried: int = 0
     dead_lettered: int = 0
     left_for_retry: int = 0
+    #: "dead-lettered <externalId>: <reason>" / "back to the queue <externalId>: <reason>"
+    reasons: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, name: str, value: int = 1) -> None:
-        """Add `value` to the counter called `name` under the lock."""
+        """Add ``value`` to the count ``name`` (records are processed on several threads)."""
         with self._lock:
             setattr(self, name, getattr(self, name) + value)
+
+    def note(self, reason: str) -> None:
+        """Keep why a record was not delivered (the first :data:`MAX_BATCH_REASONS`)."""
+        with self._lock:
+            if len(self.reasons) < MAX_BATCH_REASONS:
+                self.reasons.append(reason[:300])
 
 
 def parse_body(body: str) -> tuple[dict[str, Any] | None, QueuedEvent]:
@@ -198,6 +213,7 @@ class Sender:
                 left = deadline - time.monotonic()
                 if not self.policy.should_retry(attempt, error, delay, left):
                     stats.add("left_for_retry")
+                    stats.note(f"back to the queue {_label(queued)}: {error.describe()}")
                     self.logger.warning(
                         "left for redelivery", extra={**log, "attempts": attempt, "reason": error.describe()}
                     )
@@ -262,6 +278,7 @@ class Sender:
                     "could not mark the claim FAILED", extra={"claim": fingerprint(claim), "error": type(exc).__name__}
                 )
         stats.add("dead_lettered")
+        stats.note(f"dead-lettered {_label(queued) if queued is not None else 'message ' + message_id}: {reason}")
         return RecordResult(message_id, RecordOutcome.DEAD_LETTERED, attempts, reason=reason)
 
     # -- a batch ------------------------------------------------------------------------------
@@ -281,7 +298,7 @@ class Sender:
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
             remaining = int(context.get_remaining_time_in_millis())
         deadline = self.deadline_for(remaining)
-        stats = BatchStats()
+        stats = BatchStats(records=len(event.get("Records") or []))
 
         def record_handler(record: SQSRecord) -> str:
             result = self.deliver(record.body, message_id=record.message_id, deadline=deadline, stats=stats)
@@ -290,6 +307,11 @@ class Sender:
         processor = concurrent_processor(self.concurrency)
         response = process_partial_response(event=event, record_handler=record_handler, processor=processor)
         return dict(response), stats
+
+
+def _label(queued: QueuedEvent) -> str:
+    """How a reason names an event: its DM Hub externalId (what ``trace`` takes)."""
+    return str(queued.event.externalId or queued.claim_key)
 
 
 @functools.lru_cache(maxsize=1)

@@ -53,6 +53,26 @@ class Inbound:
     context: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class RequestNames:
+    """The headers (lower case) and query parameters besides the body that a source's mapping
+    can read (routing, ``requestValues``) or its verification names, so an unmapped record keeps
+    them and a replay sees the request as the live delivery did. Never secrets or signatures:
+    :mod:`dmhub_adapter.ingest.unmapped` drops those names whatever a source lists."""
+
+    headers: frozenset[str] = frozenset()
+    query: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SignedParts:
+    """A request as the platform would send it, signed by a tool (``dmhub-adapter send``)."""
+
+    body: bytes
+    headers: dict[str, str]
+    raw_query: str
+
+
 @dataclass
 class IngestOutcome:
     """What the pipeline did with an inbound payload; sources shape their reply from it."""
@@ -80,6 +100,10 @@ class Source(Protocol):
 
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
         """Parse without checking signatures (dry runs, replays); decrypts when a secret is given."""
+        ...
+
+    def request_names(self) -> RequestNames:
+        """The headers and query parameters an unmapped record keeps for a faithful replay."""
         ...
 
     def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:

@@ -4,7 +4,12 @@ An adapter module ``dmhub_adapter.sources.<adapter>`` exposes:
 
 - ``build(mapping: MappingFile) -> Source``
 - optionally ``check_config(mapping: MappingFile) -> list[str]`` (problems with the adapter's
-  own config blocks such as ``verification``), used by ``check-config`` and at load time.
+  own config blocks such as ``verification``), used by ``check-config`` and at load time;
+- optionally ``check_secret(mapping, secret) -> list[str]`` and ``secret_fields(mapping) ->
+  list[str]``: what an account's secret needs and may hold, checked by ``dev`` at start-up and
+  by ``accounts put`` (:func:`check_account_secret`);
+- optionally ``sign_request(mapping, secret, body, headers, query, now) -> SignedParts``: the
+  request as the platform would sign it (``dmhub-adapter send``; :func:`sign_for`).
 
 The mapping loader (:mod:`dmhub_adapter.mapping.config`) knows nothing of adapters; this
 module runs both checks, so a file is accepted only when its rules and its adapter blocks are
@@ -15,12 +20,14 @@ from __future__ import annotations
 
 import importlib
 import re
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, mapping_path, parse_mapping
-from dmhub_adapter.sources.base import Source
+from dmhub_adapter.sources.base import SignedParts, Source
 
 _ADAPTER_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 _built: dict[tuple[str, int], Source] = {}
@@ -45,6 +52,42 @@ def check_adapter_config(mapping: MappingFile) -> list[str]:
         return [f"field 'adapter': {exc}"]
     check = getattr(module, "check_config", None)
     return list(check(mapping)) if check else []
+
+
+def check_account_secret(mapping: MappingFile, secret: Any) -> list[str]:
+    """Problems with an account secret for ``mapping``'s source (empty when a request would find
+    it usable): what the adapter needs, key material that does not decode, and fields the
+    adapter does not know (a typo such as ``appkey`` for ``appKey``), with the likely name."""
+    import difflib
+
+    if not isinstance(secret, Mapping):
+        return ["the secret must be a mapping of field names to values"]
+    module = _adapter_module(mapping.adapter)
+    check = getattr(module, "check_secret", None)
+    problems = list(check(mapping, secret)) if check else []
+    fields = getattr(module, "secret_fields", None)
+    if fields is not None:
+        known = set(fields(mapping))
+        bindings = mapping.account_binding
+        for binding in bindings if isinstance(bindings, list) else [bindings] if bindings is not None else []:
+            known.add(binding.secret)
+        for name in sorted(set(secret) - known):
+            close = difflib.get_close_matches(str(name), sorted(known), n=1, cutoff=0.6)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown field {name!r}{hint}; {mapping.source} secrets hold "
+                            f"{', '.join(sorted(known)) or 'no fields'}")
+    return problems
+
+
+def sign_for(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+             query: Mapping[str, str], now: float) -> SignedParts:
+    """Sign ``body`` for ``mapping``'s source the way its adapter or verification block says;
+    raises ``ValueError`` when the adapter cannot sign (or says what is missing)."""
+    sign = getattr(_adapter_module(mapping.adapter), "sign_request", None)
+    if sign is None:
+        raise ValueError(f"adapter {mapping.adapter!r} has no signer")
+    signed: SignedParts = sign(mapping, secret, body, headers, query, now)
+    return signed
 
 
 def parse_source_mapping(text: str, file: str) -> MappingFile:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -37,7 +38,7 @@ from dmhub_adapter.mapping.engine import MappingError, _compile_value, decode_me
 from dmhub_adapter.mapping.functions import compile_expression, is_false, search
 from dmhub_adapter.model.customer_event import IdentityType
 from dmhub_adapter.sources import payloads
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames, SignedParts
 from dmhub_adapter.sources.generic import signatures
 from dmhub_adapter.validation import StrictModel
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
@@ -445,6 +446,133 @@ def _request_value_problems(mapping: MappingFile) -> list[str]:
     return problems
 
 
+def secret_fields(mapping: MappingFile) -> list[str]:
+    """Every secret field the file names: its verification's (keys, older keys, signed secrets,
+    the fallback's), its decrypt steps' keys and its ``accountValues``."""
+    scheme = GenericSource(mapping).verification
+    names: list[str] = []
+    while isinstance(scheme, signatures.SignatureScheme):  # the scheme, then its fallback
+        names.extend(part.secret for part in scheme.signed if part.secret)
+        if scheme.key is not None:
+            names.extend(scheme.key.secret)
+        scheme = scheme.otherwise
+    options = mapping.options if isinstance(mapping.options, dict) else {}
+    for step in options.get("decrypt") or []:  # resource keys (WeChat Pay's APIv3 key)
+        key = step.get("key") if isinstance(step, dict) else None
+        if isinstance(key, dict) and isinstance(key.get("secret"), str):
+            names.append(key["secret"])
+    for spec in (options.get("accountValues") or {}).values():  # per-account values (identity type)
+        if isinstance(spec, dict) and isinstance(spec.get("secret"), str):
+            names.append(spec["secret"])
+    return list(dict.fromkeys(names))
+
+
+def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+    """Problems with an account's secret, as a request would meet them (empty when usable):
+    every field the scheme needs, and key material that decodes (``whsec_``, base64, hex,
+    ed25519 public keys)."""
+    scheme = GenericSource(mapping).verification
+    if not isinstance(scheme, signatures.SignatureScheme):
+        return []
+    problems = [f"needs a non-empty {name!r} (verification of {mapping.source!r})"
+                for name in scheme.secret_fields() if not str(secret.get(name) or "")]
+    if not problems and scheme.key is not None and scheme.key.decode == "pem":
+        problems.extend(_pem_problems(scheme, secret))
+    elif not problems and scheme.key is not None:
+        try:
+            signatures.account_keys(scheme, secret)
+        except Unavailable as exc:
+            problems.append(exc.message)
+    return problems
+
+
+def _pem_problems(scheme: signatures.SignatureScheme, secret: Mapping[str, Any]) -> list[str]:
+    """Public keys (or certificates) that do not load: a field of PEM text, or with ``key.select``
+    a mapping of key id to PEM."""
+    assert scheme.key is not None
+    problems: list[str] = []
+    for index, name in enumerate(scheme.key.secret):
+        value = secret.get(name)
+        if index > 0 and not value:
+            continue
+        entries = value.items() if isinstance(value, Mapping) else [(None, value)]
+        if scheme.key.select is not None and not isinstance(value, Mapping):
+            problems.append(f"field {name!r} must map key ids (the request's "
+                            f"{signatures.header_names(scheme.key.select.header)[0]}) to PEM public keys")
+            continue
+        for key_id, pem in entries:
+            where = f"{name!r}" + (f" key {key_id!r}" if key_id is not None else "")
+            try:
+                signatures.load_rsa_public_key(str(pem))
+            except Exception as exc:  # cryptography raises ValueError and its own types
+                problems.append(f"field {where} is not a PEM public key or certificate ({type(exc).__name__})")
+    return problems
+
+
+def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+                 query: Mapping[str, str], now: float) -> SignedParts:
+    """``body`` signed the way the file's ``verification`` says: the timestamp set to ``now`` in
+    the scheme's format, a missing signed delivery id (a name ending in ``id``) generated, then
+    the signature put where the scheme reads it. Raises ``ValueError`` for what cannot be signed
+    here (an ed25519 scheme needs the sender's private key; a signed value nobody gave)."""
+    import secrets as random
+    from urllib.parse import urlencode
+
+    scheme = GenericSource(mapping).verification
+    headers = {k.lower(): v for k, v in headers.items()}
+    query = dict(query)
+    content_type = {"json": "application/json", "xml": "application/xml",
+                    "form": "application/x-www-form-urlencoded"}.get(mapping.format, "application/json")
+    headers.setdefault("content-type", content_type)
+    if not isinstance(scheme, signatures.SignatureScheme):
+        return SignedParts(body=body, headers=headers, raw_query=urlencode(query))
+    if scheme.algorithm == "ed25519":
+        raise ValueError("an ed25519 scheme is signed with the sender's private key, which no account secret holds")
+    # Alternatives ([svix-id, webhook-id]): the family of the one the caller gave, else the last.
+    family = -1
+    for part in scheme.signed:
+        names = [n.lower() for n in signatures.header_names(part.header)]
+        for index, name in enumerate(names):
+            if name in headers and len(names) > 1:
+                family = index
+
+    def pick(header: signatures.HeaderNames) -> str:
+        names = [n.lower() for n in signatures.header_names(header)]
+        return names[min(family, len(names) - 1)] if family >= 0 else names[-1]
+
+    if scheme.timestamp is not None:
+        stamp = signatures.format_timestamp(scheme.timestamp, now)
+        if scheme.timestamp.header:
+            headers[pick(scheme.timestamp.header)] = stamp
+        elif scheme.timestamp.query:
+            query[scheme.timestamp.query] = stamp
+        else:
+            raise ValueError("the scheme reads its timestamp from a body field: put it in the payload")
+    for part in scheme.signed:
+        if part.header and not any(n.lower() in headers for n in signatures.header_names(part.header)):
+            name = pick(part.header)
+            if not name.endswith("id"):
+                raise ValueError(f"the signature covers header {name!r}: give it with --header")
+            headers[name] = "msg_" + random.token_hex(12)
+        if part.query and part.query not in query:
+            if not part.query.lower().endswith("id"):
+                raise ValueError(f"the signature covers query parameter {part.query!r}: give it with --query")
+            query[part.query] = random.token_hex(12)
+    fields: dict[str, Any] = {}
+    if GenericSource(mapping)._needs_fields:
+        parsed = payloads.parse_body(body, mapping.format, "utf-8")
+        fields = parsed if isinstance(parsed, dict) else {}
+    value = signatures.sign(scheme, signatures.SignedRequest(body=body, headers=headers, query=query, fields=fields,
+                                                             received_at=now), secret)
+    if scheme.signature.header:
+        headers[pick(scheme.signature.header)] = value
+    elif scheme.signature.query:
+        query[scheme.signature.query] = value
+    else:
+        raise ValueError("the scheme reads the signature from a body field: sign it into the payload yourself")
+    return SignedParts(body=body, headers=headers, raw_query=urlencode(query))
+
+
 def _key_fields(block: Any) -> set[str]:
     """Secret fields a verification block (and its fallback) uses as key material."""
     names: set[str] = set()
@@ -679,6 +807,23 @@ class GenericSource:
     def parse_unverified(self, request: WebhookRequest, account: Account) -> Inbound:
         """Parse the body without verifying it, for dry runs and replays of payloads verified on arrival."""
         return self._inbound(request, self._parse(request), account)
+
+    def request_names(self) -> RequestNames:
+        """What ``requestValues`` reads (routing, externalIds) and the signed headers and query
+        parameters the verification names; the signature itself is never among them."""
+        headers = {name.lower() for spec in self.options.request_values.values()
+                   for name in signatures.header_names(spec.header)}
+        query = {spec.query for spec in self.options.request_values.values() if spec.query}
+        scheme = self.verification
+        while isinstance(scheme, signatures.SignatureScheme):  # the scheme, then its fallback
+            signed_headers, signed_query = _signed_names(scheme)
+            headers |= {name for names in signed_headers for name in names}
+            query |= signed_query or set()
+            headers -= {name.lower() for name in signatures.header_names(scheme.signature.header)}
+            if scheme.signature.query:
+                query.discard(scheme.signature.query)
+            scheme = scheme.otherwise
+        return RequestNames(headers=frozenset(headers), query=frozenset(query))
 
     # -- answers ---------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -514,6 +514,12 @@ def _keys(scheme: SignatureScheme, secret: Mapping[str, Any]) -> list[bytes]:
     return keys
 
 
+def account_keys(scheme: SignatureScheme, secret: Mapping[str, Any]) -> list[bytes]:
+    """The decoded keys of an account's secret (for start-up checks); raises
+    :class:`~dmhub_adapter.errors.Unavailable` naming the field that does not decode."""
+    return _keys(scheme, secret)
+
+
 def digest(scheme: SignatureScheme, data: bytes, key: bytes | None = None) -> bytes:
     """The raw hash or HMAC of `data` with the scheme's algorithm (`key` is required for HMACs)."""
     if scheme.algorithm in HASHES:
@@ -557,6 +563,18 @@ def presented_signatures(location: SignatureLocation, value: str) -> list[str]:
         if entry and entry.startswith(location.prefix):
             found.append(entry[len(location.prefix) :])
     return found[:MAX_SIGNATURES]
+
+
+def format_timestamp(spec: TimestampSpec, now: float) -> str:
+    """``now`` written the way the scheme's sender writes its timestamp (the inverse of
+    :func:`parse_timestamp`, for tools that sign)."""
+    if spec.format == "seconds":
+        return str(int(now))
+    if spec.format == "milliseconds":
+        return str(int(now * 1000))
+    if spec.format == "gmt8":
+        return datetime.fromtimestamp(now, _GMT8).strftime("%Y-%m-%d %H:%M:%S")
+    return datetime.fromtimestamp(int(now), UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_timestamp(spec: TimestampSpec, text: str) -> float:

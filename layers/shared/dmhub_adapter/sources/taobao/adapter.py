@@ -31,6 +31,7 @@ import hmac
 import json
 import time
 import zlib
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -39,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping.config import MappingFile, block_problems
 from dmhub_adapter.mapping.converters import load_json
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames, SignedParts
 from dmhub_adapter.sources.payloads import check_size, decode_text, text_codec
 from dmhub_adapter.sources.taobao.signing import (
     SIGN_LIST_HEADER,
@@ -81,6 +82,34 @@ class _Options(BaseModel):
 
 def _settings(mapping: MappingFile) -> tuple[_Verification, _Options]:
     return _Verification.model_validate(mapping.verification or {}), _Options.model_validate(mapping.options)
+
+
+#: every field a Taobao account's secret may hold
+SECRET_FIELDS = ("appKey", "appSecret", "userId")
+
+
+def secret_fields(mapping: MappingFile) -> list[str]:
+    """Every field an account's secret may hold."""
+    return list(SECRET_FIELDS)
+
+
+def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+    """Problems with an account's secret (empty when usable): appKey and appSecret are needed."""
+    return [f"needs a non-empty {name!r}" for name in ("appKey", "appSecret")
+            if not isinstance(secret.get(name), (str, int)) or isinstance(secret.get(name), bool)
+            or str(secret.get(name)) == ""]
+
+
+def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+                 query: Mapping[str, str], now: float) -> SignedParts:
+    """``body`` (TMC messages) signed as a relay sends it (TOP ``sign`` over the query and body;
+    ``query`` may carry ``sign_method`` and extra parameters)."""
+    from dmhub_adapter.sources.taobao.signing import signed_request
+
+    extra = {k: v for k, v in query.items() if k != "sign_method"}
+    raw_query = signed_request(secret, body, query.get("sign_method", "md5"), now, extra_params=extra)
+    return SignedParts(body=body, headers={"content-type": "application/json; charset=utf-8", **headers},
+                       raw_query=raw_query)
 
 
 def check_config(mapping: MappingFile) -> list[str]:
@@ -215,6 +244,10 @@ class TaobaoSource:
         check_size(request.body, self.options.max_body_bytes)
         charset = _charset(request)
         return self._parse(request, _body_text(request, charset), charset)
+
+    def request_names(self) -> RequestNames:
+        """The query's app key, time and sign method (never ``sign``): the context a replay rebuilds."""
+        return RequestNames(query=frozenset(("app_key", "timestamp", "sign_method")))
 
     def reply(self, request: WebhookRequest, outcome: IngestOutcome) -> WebhookResponse:
         """`{"success": true}` when every message was taken; 400 otherwise so the relay sends the batch again."""

@@ -38,7 +38,7 @@ from dmhub_adapter.errors import (
     WebhookError,
 )
 from dmhub_adapter.mapping.config import MappingFile
-from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome
+from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames
 from dmhub_adapter.sources.payloads import check_size
 from dmhub_adapter.sources.wechat import crypto as wechat_crypto
 from dmhub_adapter.sources.xml import XmlError, parse_xml
@@ -138,6 +138,37 @@ def _account_config(account: Account, options: Mapping[str, Any]) -> _Config:
         tolerance=tolerance,
         require_encryption=require,
     )
+
+
+#: every field a WeChat account's secret may hold
+SECRET_FIELDS = ("token", "encodingAesKey", "previousEncodingAesKey", "appId", "originalId",
+                 "timestampToleranceSeconds", "requireEncryption")
+
+
+def secret_fields(mapping: MappingFile) -> list[str]:
+    """Every field an account's secret may hold."""
+    return list(SECRET_FIELDS)
+
+
+def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+    """Problems with an account's secret, as a request would meet them (empty when usable):
+    the token, the EncodingAESKeys (43 letters or digits), the tolerance and encryption flags."""
+    problems: list[str] = []
+    for name in ("encodingAesKey", "previousEncodingAesKey"):
+        key = secret.get(name)
+        if key:
+            try:
+                wechat_crypto.aes_key(key)
+            except ValueError as exc:
+                return [f"field {name!r}: {exc} (copy it again from the admin console, 基本配置)"]
+    try:
+        config = _account_config(Account(mapping.source, "check", mapping, secret), mapping.options or {})
+    except Unavailable as exc:
+        problems.append(exc.message.split(": ", 1)[-1] if ": " in exc.message else exc.message)
+    else:
+        if config.aes_keys and not config.app_id:
+            problems.append("an account with encodingAesKey needs appId to decrypt pushes")
+    return problems
 
 
 def check_config(mapping: MappingFile) -> list[str]:
@@ -352,6 +383,10 @@ class WeChatSource:
             raise BadRequest("the body is encrypted (safe mode); the account's secret needs encodingAesKey and appId")
         plain = {name: value for name, value in message.items() if name != "Encrypt"}
         return self._inbound([plain], request.body, mode="compat", key_index=None)
+
+    def request_names(self) -> RequestNames:
+        """The query values besides the signatures: the follower's openid, the mode, the signed time."""
+        return RequestNames(query=frozenset(("openid", "encrypt_type", "timestamp", "nonce")))
 
     # -- replies ----------------------------------------------------------------------------
 

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.sources.base import SignedParts
 from dmhub_adapter.sources.wechat.adapter import Mode, _text
 from dmhub_adapter.sources.wechat.crypto import encrypt, sign
 from dmhub_adapter.sources.xml import parse_xml
@@ -73,3 +75,13 @@ def signed_request(
         body = f"{text[:end]}<Encrypt>{_cdata(encrypted)}</Encrypt></xml>"
     query += [("encrypt_type", "aes"), ("msg_signature", sign(token, ts, nonce, encrypted))]
     return urlencode(query), body.encode("utf-8")
+
+
+def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+                 query: Mapping[str, str], now: float) -> SignedParts:
+    """``body`` (a plaintext push) signed as WeChat sends it: encrypted in safe mode when the
+    secret has encodingAesKey and appId (``query`` ``encrypt_type=raw`` asks for plaintext)."""
+    keyed = bool(secret.get("encodingAesKey") and secret.get("appId"))
+    mode: Mode = "safe" if keyed and query.get("encrypt_type", "aes") != "raw" else "plain"
+    raw_query, signed = signed_request(secret, body, mode, int(now))
+    return SignedParts(body=signed, headers={"content-type": "text/xml", **headers}, raw_query=raw_query)

@@ -3,6 +3,6 @@
 :mod:`dmhub_adapter.sources.msgcrypt`."""
 
 from dmhub_adapter.sources.wecom.adapter import WeComSource, build, check_config
-from dmhub_adapter.sources.wecom.signing import handshake_query, signed_push
+from dmhub_adapter.sources.wecom.signing import handshake_query, sign_request, signed_push
 
-__all__ = ["WeComSource", "build", "check_config", "handshake_query", "signed_push"]
+__all__ = ["WeComSource", "build", "check_config", "handshake_query", "sign_request", "signed_push"]

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.sources.base import SignedParts
 from dmhub_adapter.sources.msgcrypt import encrypt, sign
 
 
@@ -32,3 +34,10 @@ def handshake_query(secret: Mapping[str, Any], reply: str, *, now: float | None 
     echostr = encrypt(reply, str(secret["encodingAesKey"]), str(secret["corpId"]))
     return urlencode({"msg_signature": sign(str(secret["token"]), timestamp, nonce, echostr),
                       "timestamp": timestamp, "nonce": nonce, "echostr": echostr})
+
+
+def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+                 query: Mapping[str, str], now: float) -> SignedParts:
+    """``body`` (the callback's plaintext XML) encrypted and signed as WeCom sends it (``send``)."""
+    raw_query, signed = signed_push(secret, body.decode("utf-8"), now=now)
+    return SignedParts(body=signed, headers={"content-type": "text/xml", **headers}, raw_query=raw_query)
