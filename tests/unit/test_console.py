@@ -149,3 +149,42 @@ def test_a_peek_is_reused_only_while_it_still_describes_the_queue() -> None:
     assert deep.serves(20, SYNC_DEPTH + 51)  # a deep queue: shown as last read, renewed in the background
     assert not deep.serves(100, SYNC_DEPTH + 50)  # asks for more than it holds
     assert not Snapshot(time.time() - SNAPSHOT_TTL - 1, 3, messages).serves(3, 3)  # too old
+
+
+def test_an_unreachable_stack_is_a_message_not_a_traceback() -> None:
+    """Pages and actions over a stack whose AWS endpoint is gone answer with a message."""
+    import socket
+    import time
+
+    import httpx
+    import uvicorn
+
+    from dmhub_adapter_tools.console.app import ConsoleConfig, create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    target = Target(mode="local", region="eu-west-1", stack_name="local", allow_actions=True, gateway=None,
+                    environment={"AWS_ENDPOINT_URL": "http://127.0.0.1:9", "IDEMPOTENCY_TABLE": "t",
+                                 "DEAD_LETTER_QUEUE_URL": "http://127.0.0.1:9/1/dlq",
+                                 "EVENT_QUEUE_URL": "http://127.0.0.1:9/1/events",
+                                 "UNMAPPED_QUEUE_URL": "http://127.0.0.1:9/1/unmapped"})
+    config = ConsoleConfig.new(port)
+    server = uvicorn.Server(uvicorn.Config(create_app(Backend(target), config), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            time.sleep(0.02)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as web:
+            web.get(f"/?token={config.access_token}")
+            for path in ("/", "/dlq", "/trace?q=wechat%23demo%23k"):
+                page = web.get(path)
+                assert page.status_code == 200 and 'class="error"' in page.text, path
+            action = web.post("/queues/dlq/act", data={"csrf": config.csrf_token, "action": "replay", "id": "m"})
+            assert action.status_code == 502 and "error" in action.text
+            assert web.get("/queues/nope/messages/x").status_code == 404
+    finally:
+        server.should_exit = True
+        thread.join(10)

@@ -265,6 +265,9 @@ def create_app(backend: Backend, config: ConsoleConfig) -> Starlette:
             outcome = await run_in_threadpool(backend.act, queue, action, None if everything else ids)
         except ConsoleError as exc:
             return render(request, "result.html", status_code=403, queue=queue, error=str(exc))
+        except Exception as exc:  # AWS unreachable or refusing: a message, never a traceback
+            return render(request, "result.html", status_code=502, queue=queue,
+                          error=f"{type(exc).__name__}: {str(exc)[:300]}")
         return render(request, "result.html", queue=queue, outcome=outcome)
 
     async def try_mapping(request: Request) -> Response:
