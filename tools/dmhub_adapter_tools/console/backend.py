@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from dmhub_adapter_tools.console.target import Target
+from dmhub_adapter_tools.sqs_peek import release
 
 log = logging.getLogger("dmhub_adapter_tools.console")
 
@@ -538,7 +539,7 @@ class Backend:
                     handles.append(raw["ReceiptHandle"])
         finally:
             if visibility:
-                _release(sqs, url, handles)
+                release(sqs, url, handles)
         return list(seen.values())
 
     def peek(self, queue: str, limit: int = PEEK_LIMIT, *, depth: int | None = None) -> list[QueueMessage]:
@@ -651,7 +652,7 @@ class Backend:
     def _act(self, sqs: Any, url: str, queue: str, action: str, wanted: set[str] | None,
              handle: Callable[[dict[str, Any]], str | None], limit: int) -> dict[str, Any]:
         done, kept = 0, []
-        release: list[str] = []
+        to_release: list[str] = []
         seen: set[str] = set()
         try:
             while len(seen) < limit and (wanted is None or not wanted <= seen):
@@ -664,7 +665,7 @@ class Backend:
                 for raw in batch:
                     seen.add(raw["MessageId"])
                     if wanted is not None and raw["MessageId"] not in wanted:
-                        release.append(raw["ReceiptHandle"])
+                        to_release.append(raw["ReceiptHandle"])
                         continue
                     reason = handle(raw)
                     if reason is None:
@@ -672,9 +673,9 @@ class Backend:
                         done += 1
                     else:
                         kept.append({"messageId": raw["MessageId"], "reason": reason})
-                        release.append(raw["ReceiptHandle"])
+                        to_release.append(raw["ReceiptHandle"])
         finally:
-            _release(sqs, url, release)
+            release(sqs, url, to_release)
             self._snapshots[queue] = None
         missing = sorted(wanted - seen) if wanted is not None else []
         return {"action": action, "queue": queue, "done": done, "kept": kept, "missing": missing}
@@ -819,15 +820,6 @@ def _plain(item: Mapping[str, Any]) -> dict[str, Any]:
         kind, inner = next(iter(value.items()))
         out[name] = int(inner) if kind == "N" and str(inner).lstrip("-").isdigit() else inner
     return out
-
-
-def _release(sqs: Any, url: str, handles: list[str]) -> None:
-    for start in range(0, len(handles), 10):
-        chunk = handles[start:start + 10]
-        sqs.change_message_visibility_batch(
-            QueueUrl=url,
-            Entries=[{"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": 0} for i, h in enumerate(chunk)],
-        )
 
 
 def _brief(exc: BaseException) -> str:
