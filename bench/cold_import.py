@@ -5,7 +5,7 @@ Each run is a new ``python`` process timing (perf_counter) the import of
 package's own code (boto3 clients from its client cache; the sender's DM Hub client, which
 holds an ``httpx.Client``). ``+first request`` also imports what the first request pulls in
 lazily (ingest: pipeline, sources, mapping engine, model, the secrets provider; sender: the
-runtime it builds, Powertools logging, metrics and batch processing), which is the real cold
+runtime it builds, Powertools logging and metrics, its batch processing), which is the real cold
 start. The floor is ``import boto3`` plus the same boto3 clients (sender: and an
 ``httpx.Client``).
 
@@ -44,7 +44,6 @@ FIRST_REQUEST = {
         "dmhub_adapter.ingest.pipeline",
         "dmhub_adapter.ingest.handoff",
         "dmhub_adapter.secrets",
-        "aws_lambda_powertools.utilities.parameters",
         "dmhub_adapter.apigw",
         "dmhub_adapter.ingest.metrics",
         "dmhub_adapter.store.claims",
@@ -58,8 +57,8 @@ FIRST_REQUEST = {
         "dmhub_adapter.sender.bootstrap",
         "aws_lambda_powertools.logging",
         "aws_lambda_powertools.metrics",
-        "aws_lambda_powertools.utilities.batch",
-        "aws_lambda_powertools.utilities.data_classes.sqs_event",
+        "dmhub_adapter.sender.core",
+        "dmhub_adapter.sender.batch",
     ),
 }
 
@@ -231,6 +230,49 @@ def measure_built(runs: int = 7) -> list[ColdResult]:
         floor = medians.pop("floor")
         results += [ColdResult(f"{name} (built, 3.13): {label}", seconds, floor) for label, seconds in medians.items()]
     return results
+
+
+def _importtime_program(name: str) -> _Program:
+    app = FUNCTIONS / name / "app.py"
+    env = {**ENV, "LAMBDA_TASK_ROOT": str(app.parent)}
+    return _Program(name, _handler_code(name, app, FIRST_REQUEST[name]), [str(LAYER_SOURCE)], env)
+
+
+def importtime_top(name: str, top: int = 10) -> list[tuple[str, float]]:
+    """``-X importtime`` of the handler's import + first request (checkout layer, warm
+    bytecode): the ``top`` top-level packages by the import time spent in their own modules
+    (milliseconds, summed over each package's modules)."""
+    program = _importtime_program(name)
+    with tempfile.TemporaryDirectory(prefix="dmhub-adapter-pycache-") as pycache:
+        _run(program, python=sys.executable, isolated=False, pycache=pycache, write=True)
+        environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_"))}
+        environment.update(program.env)
+        environment.update(PYTHONPATH=os.pathsep.join(program.path), PYTHONDONTWRITEBYTECODE="1",
+                           PYTHONPYCACHEPREFIX=pycache)
+        done = subprocess.run([sys.executable, "-X", "importtime", "-c", program.code], capture_output=True,
+                              text=True, env=environment, cwd=ROOT, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"importtime run failed ({name}):\n{done.stderr[-2000:]}")
+    return aggregate_importtime(done.stderr, top)
+
+
+def aggregate_importtime(stderr: str, top: int = 10) -> list[tuple[str, float]]:
+    """Self time (ms) per top-level package from ``-X importtime`` output, largest first."""
+    totals: dict[str, float] = {}
+    for line in stderr.splitlines():
+        if not line.startswith("import time:"):
+            continue
+        parts = line[len("import time:"):].split("|")
+        if len(parts) != 3:
+            continue
+        self_us, _cumulative, module = parts
+        try:
+            self_ms = int(self_us) / 1000
+        except ValueError:  # the header line
+            continue
+        package = module.strip().split(".")[0]
+        totals[package] = totals.get(package, 0.0) + self_ms
+    return sorted(totals.items(), key=lambda item: item[1], reverse=True)[:top]
 
 
 if __name__ == "__main__":

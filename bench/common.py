@@ -6,12 +6,11 @@ import json
 import logging
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,19 +45,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def per_call(fn: Callable[[], Any], *, number: int, repeat: int = 7) -> float:
-    """Seconds per call: the median of ``repeat`` timed loops of ``number`` calls (after a warm-up)."""
-    for _ in range(max(1, number // 10)):
-        fn()
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - started) / number)
-    return statistics.median(samples)
 
 
 @dataclass
@@ -119,6 +105,11 @@ class RemoteEmulatorState:
     def counters(self) -> dict[str, Any]:
         return dict(self._snapshot()["counters"])
 
+    def rate(self) -> dict[str, Any] | None:
+        """Requests per second and the busiest one-second window (``--count-per-second``)."""
+        found = self._snapshot()["rate"]
+        return None if found is None else dict(found)
+
     def events(self) -> list[dict[str, Any]]:
         return list(self._snapshot()["events"])
 
@@ -133,14 +124,15 @@ class RemoteEmulator:
     app_id = "demo-app"
     secret = "demo-secret"
 
-    def __init__(self, latency: float = 0.0) -> None:
+    def __init__(self, latency: float = 0.0, *, count_per_second: bool = False) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.state = RemoteEmulatorState(self.base_url)
         self._process = subprocess.Popen(
             [sys.executable, "-c", "import sys; from dmhub_adapter_tools.cli import main; sys.exit(main())",
              "emulator", "--port", str(self.port), "--latency", str(latency),
-             "--app-id", self.app_id, "--secret", self.secret],
+             "--app-id", self.app_id, "--secret", self.secret,
+             *(["--count-per-second"] if count_per_second else [])],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

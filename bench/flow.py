@@ -47,6 +47,10 @@ class RequestCounts:
     aws_first: Counter[str]
     aws_redelivery: Counter[str]
     dmhub_per_event: dict[str, float]
+    #: DynamoDB writes by the sender per delivered event, warm caches (mark DELIVERED)
+    sender_writes_per_event: float = 0.0
+    #: the same on the first delivery, identities new to the cache
+    sender_writes_first: float = 0.0
 
 
 def load_handler(name: str) -> Any:
@@ -89,9 +93,10 @@ def _queued(n: int, identity: int, run: str) -> dict[str, Any]:
 
 
 def _claim(bodies: list[dict[str, Any]], table: str) -> None:
+    from dmhub_adapter import aws as aws_clients
     from dmhub_adapter.store.claims import ClaimTable
 
-    claims = ClaimTable(table)
+    claims = ClaimTable(table, aws_clients.dynamodb())
     for body in bodies:
         claim = claims.claim(body["claim_key"])
         if claim.acquired and claim.lease is not None:
@@ -225,6 +230,7 @@ def request_counts(webhooks: int = 40) -> RequestCounts:
         again = Counter(calls)
 
         sqs = clients["sqs"]
+        calls.clear()
         delivered = 0
         warm_counters: Counter[str] | None = None
         while True:
@@ -240,12 +246,23 @@ def request_counts(webhooks: int = 40) -> RequestCounts:
                 sqs.delete_message(QueueUrl=aws.resources.event_queue_url, ReceiptHandle=message["ReceiptHandle"])
             delivered += len(got)
         assert dmhub.state.counters()["events_created"] == webhooks, dmhub.state.counters()
+        first_writes = _writes(calls) / delivered
         # warm caches: redeliver every event once more (same identities, token held)
         before = Counter(dmhub.state.counters()["requests"])
+        calls.clear()
         again_events = _redeliver_all(aws, dmhub, sender)
         warm = Counter(dmhub.state.counters()["requests"]) - before
         per_event = {name: count / again_events for name, count in sorted(warm.items())}
-        return RequestCounts(webhooks - 1, webhooks - 1, webhooks - 1, first, again, per_event)
+        return RequestCounts(webhooks - 1, webhooks - 1, webhooks - 1, first, again, per_event,
+                             sender_writes_per_event=_writes(calls) / again_events, sender_writes_first=first_writes)
+
+
+WRITE_CALLS = ("PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems")
+
+
+def _writes(calls: Counter[str]) -> int:
+    return sum(count for name, count in calls.items()
+               if name.startswith("dynamodb.") and name.split(".")[1] in WRITE_CALLS)
 
 
 def _redeliver_all(aws: Any, dmhub: Any, sender: Any) -> int:

@@ -169,3 +169,38 @@ def test_mapping_files_are_read_with_libyaml_when_pyyaml_has_it() -> None:
         parse_mapping("source: [unclosed", "<test>")
     with pytest.raises(config.MappingConfigError):
         parse_mapping("source: !!python/object:os.system x", "<test>")  # a safe loader refuses tags
+
+
+def _modules_after_first_request(name: str, first: tuple[str, ...]) -> set[str]:
+    """The modules a fresh interpreter holds after importing a handler and what its first
+    request imports."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.util, json, sys\n"
+        f"spec = importlib.util.spec_from_file_location('app', {str(ROOT / 'functions' / name / 'app.py')!r})\n"
+        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
+        f"for m in {first!r}: __import__(m)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "IDEMPOTENCY_TABLE": "t", "EVENT_QUEUE_URL": "https://sqs.test/q",
+           "UNMAPPED_QUEUE_URL": "https://sqs.test/u", "DEAD_LETTER_QUEUE_URL": "https://sqs.test/d",
+           "POWERTOOLS_TRACE_DISABLED": "1"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def test_the_ingest_reads_secrets_without_powertools_parameters() -> None:
+    loaded = _modules_after_first_request(
+        "ingest", ("dmhub_adapter.ingest.bootstrap", "dmhub_adapter.ingest.pipeline", "dmhub_adapter.secrets"))
+    assert "dmhub_adapter.secrets" in loaded
+    assert "aws_lambda_powertools.utilities.parameters" not in loaded
+
+
+def test_the_sender_answers_batches_without_powertools_batch() -> None:
+    loaded = _modules_after_first_request("sender", ("dmhub_adapter.sender.bootstrap", "dmhub_adapter.sender.core"))
+    assert "dmhub_adapter.sender.batch" in loaded
+    assert not {"aws_lambda_powertools.utilities.batch", "asyncio"} & loaded

@@ -239,3 +239,20 @@ def test_fail_next_validation() -> None:
         state.fail_next(1, 99)
     with pytest.raises(ValueError):
         state.fail_next(1, 500, endpoint="nope")
+
+
+def test_max_in_window_counts_half_open_one_second_windows() -> None:
+    from dmhub_adapter_tools.emulator.state import max_in_window, rate_summary
+
+    assert max_in_window([]) == 0
+    assert max_in_window([5.0]) == 1
+    assert max_in_window([0.0, 0.5, 0.99, 1.0]) == 3  # [0, 1) holds three: 1.0 is outside it
+    assert max_in_window([0.0, 1.0, 2.0]) == 1
+    assert max_in_window([0.9, 1.1, 1.5, 1.8, 2.2]) == 4  # windows need not start on whole seconds
+    assert max_in_window([3.0, 1.0, 2.5, 2.9, 3.1]) == 4  # order does not matter
+    summary = rate_summary([10.1, 10.7, 11.05, 12.0])
+    assert summary == {
+        "requests": 4,
+        "max_in_any_1s_window": 3,
+        "per_second": {"10": 2, "11": 1, "12": 1},
+    }

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from botocore.exceptions import ClientError
 
 from dmhub_adapter.errors import NotFound
@@ -14,7 +13,7 @@ from dmhub_adapter.secrets import SecretStore
 
 
 class FakeSecretsClient:
-    """What SecretsProvider calls: get_secret_value, answered from a dict or an error."""
+    """What the store calls: get_secret_value, answered from a dict or an error."""
 
     def __init__(self, values: dict[str, Any]) -> None:
         self.values = values
@@ -39,8 +38,7 @@ class Clock:
 
 def store(values: dict[str, Any], clock: Clock | None = None) -> tuple[SecretStore, FakeSecretsClient]:
     client = FakeSecretsClient(values)
-    provider = SecretsProvider(boto3_client=client)  # type: ignore[arg-type]
-    return SecretStore("pfx", provider=provider, clock=clock or Clock()), client
+    return SecretStore("pfx", client=client, clock=clock or Clock()), client
 
 
 def test_a_json_object_secret_is_returned_and_cached() -> None:
@@ -95,3 +93,25 @@ def test_other_failures_are_503_and_not_cached(value: Any, reason: str) -> None:
 
     client.values["pfx/taobao/shop"] = '{"appKey": "k"}'
     assert secrets.account_secret("taobao", "shop") == {"appKey": "k"}
+
+
+def test_a_found_secret_is_read_again_after_max_age() -> None:
+    clock = Clock()
+    secrets, client = store({"pfx/wechat/oa1": '{"token": "old"}'}, clock)
+
+    assert secrets.account_secret("wechat", "oa1") == {"token": "old"}
+    client.values["pfx/wechat/oa1"] = '{"token": "rotated"}'
+    clock.now += 299
+    assert secrets.account_secret("wechat", "oa1") == {"token": "old"}
+    clock.now += 2
+    assert secrets.account_secret("wechat", "oa1") == {"token": "rotated"}
+    assert client.calls == ["pfx/wechat/oa1", "pfx/wechat/oa1"]
+
+
+def test_secret_values_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    secrets, _ = store({"pfx/taobao/shop": "not json s3cr3t"})
+
+    with pytest.raises(DependencyUnavailable):
+        secrets.account_secret("taobao", "shop")
+    assert "s3cr3t" not in caplog.text
+    assert "pfx/taobao/shop" in caplog.text

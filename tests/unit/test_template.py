@@ -256,6 +256,25 @@ def test_dmhub_generation_endpoint_budget_and_batching_are_parameters(sam: dict[
     assert variables["DMHUB_TOKEN_MIN_AGE"] == ref("DmHubTokenMinAgeSeconds")
 
 
+def test_the_dmhub_rate_cap_is_optional_and_shared_by_the_event_sources_instances(
+    resources: dict[str, Any], sam: dict[str, Any]
+) -> None:
+    parameter = sam["Parameters"]["DmHubMaxRequestsPerSecond"]
+    assert parameter["Default"] == ""  # no cap unless asked for
+    for good in ("", "100", "2.5"):
+        assert re.fullmatch(parameter["AllowedPattern"], good)
+    for bad in ("-1", "abc", "1e3", "100 "):
+        assert not re.fullmatch(parameter["AllowedPattern"], bad)
+    variables = resources["SenderFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["DMHUB_MAX_REQUESTS_PER_SECOND"] == {
+        "Fn::If": ["HasDmHubCap", ref("DmHubMaxRequestsPerSecond"), ref("AWS::NoValue")]
+    }
+    # the pacer divides the cap by the number of instances the event source may run at once
+    (mapping,) = of_type(resources, "AWS::Lambda::EventSourceMapping").values()
+    assert variables["SENDER_MAX_INSTANCES"] == mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"]
+    assert sam["Conditions"]["HasDmHubCap"] == {"Fn::Not": [{"Fn::Equals": [ref("DmHubMaxRequestsPerSecond"), ""]}]}
+
+
 def test_every_brief_route_reaches_the_ingest_function(resources: dict[str, Any]) -> None:
     (api,) = of_type(resources, "AWS::ApiGatewayV2::Api").values()
     paths = api["Properties"]["Body"]["paths"]

@@ -12,8 +12,9 @@ An account exists exactly when its secret does, so a source without signatures s
 - anything else (throttling, network, access denied, not JSON, not an object) → 503: the
   platform retries and the retry succeeds once the cause is gone. Never a 500.
 
-Reads go through Powertools Parameters (``SecretsProvider``) for its TTL cache, on this
-package's shared boto3 client so ``AWS_ENDPOINT_URL`` and the client config apply.
+Reads are one ``GetSecretValue`` on this package's shared boto3 client (so ``AWS_ENDPOINT_URL``
+and the client config apply), cached here: Powertools Parameters did the same through a heavier
+import (its providers pull in boto3's resource layer and s3transfer) that every cold start paid.
 
 **DM Hub credentials** (:func:`load_credentials`, the sender and the tools):
 ``{SECRETS_PREFIX}/dmhub`` = ``{"appId", "secret"}``, cached per container for
@@ -48,8 +49,7 @@ _NEGATIVE_CACHE_MAX = 1024
 
 
 def _error_code(exc: BaseException) -> str | None:
-    """The AWS error code behind ``exc``; Powertools wraps SDK errors in ``GetParameterError``
-    (implicitly chained), so look through the chain."""
+    """The AWS error code behind ``exc`` (a botocore ``ClientError``, or one chained to it)."""
     seen: BaseException | None = exc
     for _ in range(5):
         if seen is None:
@@ -78,7 +78,7 @@ class SecretStore:
         self,
         prefix: str,
         *,
-        provider: Any | None = None,
+        client: Any | None = None,
         max_age: int = DEFAULT_MAX_AGE,
         negative_ttl: float = DEFAULT_NEGATIVE_TTL,
         clock: Callable[[], float] = time.monotonic,
@@ -88,23 +88,38 @@ class SecretStore:
         self.log = log or logger
         self.max_age = max_age
         self.negative_ttl = negative_ttl
-        self._provider = provider
+        self._client = client
         self._clock = clock
         self._missing: dict[str, float] = {}
+        self._found: dict[str, tuple[float, dict[str, Any]]] = {}
         self._lock = threading.Lock()
 
     def name(self, source: str, account: str) -> str:
         """The secret name of an account: ``{prefix}/{source}/{account}``."""
         return f"{self.prefix}/{source}/{account}"
 
-    def _get_provider(self) -> Any:
-        if self._provider is None:
-            from aws_lambda_powertools.utilities.parameters import SecretsProvider
-
+    def _get_client(self) -> Any:
+        if self._client is None:
             from dmhub_adapter import aws
 
-            self._provider = SecretsProvider(boto3_client=aws.client("secretsmanager"))
-        return self._provider
+            self._client = aws.client("secretsmanager")
+        return self._client
+
+    def _cached(self, name: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._found.get(name)
+            if found is None:
+                return None
+            if self._clock() - found[0] < self.max_age:
+                return found[1]
+            del self._found[name]
+            return None
+
+    def _remember(self, name: str, value: dict[str, Any]) -> None:
+        with self._lock:
+            if len(self._found) >= _NEGATIVE_CACHE_MAX:
+                self._found.clear()
+            self._found[name] = (self._clock(), value)
 
     def _known_missing(self, name: str) -> bool:
         with self._lock:
@@ -129,28 +144,27 @@ class SecretStore:
         name = self.name(source, account)
         if self._known_missing(name):
             raise NotFound(f"unknown account {account!r} for source {source!r}")
-        from aws_lambda_powertools.utilities.parameters.exceptions import (
-            GetParameterError,
-            TransformParameterError,
-        )
-
+        cached = self._cached(name)
+        if cached is not None:
+            return cached
         try:
-            value = self._get_provider().get(name, max_age=self.max_age, transform="json")
-        except TransformParameterError as exc:
-            self.log.error("secret %s is not valid JSON: %s", name, type(exc).__name__)
-            raise DependencyUnavailable("secret_invalid") from exc
-        except GetParameterError as exc:
+            text = self._get_client().get_secret_value(SecretId=name).get("SecretString")
+        except Exception as exc:  # botocore ClientError, or the network / credentials failing
             code = _error_code(exc)
             if code == "ResourceNotFoundException":
                 self._remember_missing(name)
-                raise NotFound(f"unknown account {account!r} for source {source!r}") from exc
-            self.log.error("secret %s could not be read: %s", name, code or type(exc.__context__).__name__)
-            raise DependencyUnavailable("secret_unavailable") from exc
+                raise NotFound(f"unknown account {account!r} for source {source!r}") from None
+            self.log.error("secret %s could not be read: %s", name, code or type(exc).__name__)
+            raise DependencyUnavailable("secret_unavailable") from None
+        try:
+            value = json.loads(text or "")
+        except ValueError:
+            self.log.error("secret %s is not valid JSON", name)
+            raise DependencyUnavailable("secret_invalid") from None
         if not isinstance(value, dict):
-            # Powertools cached it (it parsed); forget it so the fixed secret is read at once.
-            self._get_provider().clear_cache()
             self.log.error("secret %s is not a JSON object", name)
             raise DependencyUnavailable("secret_invalid")
+        self._remember(name, value)
         return value
 
 

@@ -184,6 +184,9 @@ class SenderSettings:
     ``DMHUB_CUSTOM_ATTRIBUTES``     5        custom attribute budget: 5 or 16
     ``DMHUB_TOKEN_MIN_AGE``         60       seconds a token must have lived before a body
                                              error may refresh it
+    ``DMHUB_MAX_REQUESTS_PER_SECOND``  unset  fleet-wide cap on DM Hub requests (unset: none)
+    ``SENDER_MAX_INSTANCES``        5        instances the event source runs at most (its
+                                             ``MaximumConcurrency``); the cap is shared by them
     ==============================  =======  ==============================================
     """
 
@@ -200,6 +203,8 @@ class SenderSettings:
     event_endpoint: EventEndpoint = "customerevents"
     attribute_budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
     token_min_age_seconds: float = DEFAULT_TOKEN_MIN_AGE_SECONDS
+    dmhub_max_requests_per_second: float | None = None
+    max_instances: int = 5
     observability: Observability = Observability("dmhub-adapter-sender", "DmhubAdapter", False)
 
     @classmethod
@@ -226,8 +231,21 @@ class SenderSettings:
             token_min_age_seconds=env.number(
                 "DMHUB_TOKEN_MIN_AGE", DEFAULT_TOKEN_MIN_AGE_SECONDS, low=0, high=86400
             ),
+            dmhub_max_requests_per_second=(
+                env.number("DMHUB_MAX_REQUESTS_PER_SECOND", 0.0, low=0.01, high=1e6)
+                if env.optional("DMHUB_MAX_REQUESTS_PER_SECOND") is not None
+                else None
+            ),
+            max_instances=env.integer("SENDER_MAX_INSTANCES", 5, low=1, high=1000),
             observability=Observability.read(env, "dmhub-adapter-sender"),
         )
+
+    @property
+    def dmhub_rate_per_instance(self) -> float | None:
+        """DM Hub requests per second this instance may start (None: no cap)."""
+        if self.dmhub_max_requests_per_second is None:
+            return None
+        return self.dmhub_max_requests_per_second / self.max_instances
 
     @property
     def dmhub_secret_name(self) -> str:

@@ -223,3 +223,17 @@ def test_cli_rejects_bad_knobs() -> None:
 def test_constructor_validates_knobs(knobs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         EmulatorServer(**knobs)
+
+
+def test_count_per_second_records_arrivals_and_the_busiest_window(api: Api, server: EmulatorServer) -> None:
+    token = api.token
+    assert api.control("state").json()["rate"] is None  # off by default: nothing is recorded
+    server.configure(count_per_second=True)
+    for _ in range(6):
+        assert api.http.get("/v1/customerevents", params={"access_token": token}).status_code == 200
+    rate = api.control("state").json()["rate"]
+    assert rate["requests"] == 6  # control calls are not counted
+    assert 1 <= rate["max_in_any_1s_window"] <= 6
+    assert sum(rate["per_second"].values()) == 6
+    server.reset(config=False)
+    assert api.control("state").json()["rate"]["requests"] == 0

@@ -45,6 +45,12 @@ def register(subparsers: Any) -> None:
         "--refuse-event", action="append", default=[], metavar="TYPE[:CODE]",
         help="answer events of TYPE with a non-token body error (default code 40201); repeatable",
     )
+    parser.add_argument(
+        "--count-per-second",
+        action="store_true",
+        help="record request arrival times; GET /_emulator/state then has \"rate\": requests per second "
+        "and the most in any one-second window",
+    )
     parser.add_argument("--verbose", "-v", action="store_true", help="log each request (path only)")
     parser.set_defaults(func=run)
 
@@ -85,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             custom_attributes=args.custom_attributes,
             string_error_codes=args.string_error_codes,
             refuse_events=refuse,
+            count_per_second=args.count_per_second,
         )
     except ValidationError as exc:
         raise CommandError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc

@@ -16,6 +16,8 @@ import shlex
 import sys
 from typing import Any
 
+from dmhub_adapter_tools.sqs_peek import release
+
 #: seconds a scanned message stays invisible while the queue is searched
 SCAN_VISIBILITY = 30
 
@@ -52,11 +54,7 @@ def find_message(sqs: Any, url: str, message_id: str, *, max_scanned: int = 10_0
                 if message["MessageId"] == message_id:
                     found = message
     finally:
-        for start in range(0, len(received), 10):
-            chunk = received[start:start + 10]
-            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(chunk)])
+        release(sqs, url, [m["ReceiptHandle"] for m in received])
     return found
 
 

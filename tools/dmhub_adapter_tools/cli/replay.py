@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from dmhub_adapter_tools.sqs_peek import release
+
 RECEIVE_VISIBILITY = 120
 
 
@@ -161,15 +163,7 @@ def drain(
                 break
     finally:
         # what stays on the queue is visible again at once, not after RECEIVE_VISIBILITY
-        for start in range(0, len(to_release), 10):
-            chunk = to_release[start : start + 10]
-            sqs.change_message_visibility_batch(
-                QueueUrl=url,
-                Entries=[
-                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                    for i, m in enumerate(chunk)
-                ],
-            )
+        release(sqs, url, [m["ReceiptHandle"] for m in to_release])
         if progress is not None:
             progress.close()
     return summary

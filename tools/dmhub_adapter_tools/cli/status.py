@@ -21,6 +21,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from dmhub_adapter_tools.sqs_peek import release
+
 QUEUES = (("EventQueue", "event_queue_url"), ("DeadLetterQueue", "dead_letter_queue_url"),
           ("UnmappedQueue", "unmapped_queue_url"))
 #: messages peeked per queue for the oldest one's age
@@ -66,11 +68,7 @@ def _peek_age(sqs: Any, url: str) -> float | None:
                 break
             received.extend(messages)
     finally:
-        for start in range(0, len(received), 10):
-            chunk = received[start:start + 10]
-            sqs.change_message_visibility_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
-                for i, m in enumerate(chunk)])
+        release(sqs, url, [m["ReceiptHandle"] for m in received])
     stamps = [int(m["Attributes"]["SentTimestamp"]) / 1000 for m in received
               if "SentTimestamp" in m.get("Attributes", {})]
     return time.time() - min(stamps) if stamps else None

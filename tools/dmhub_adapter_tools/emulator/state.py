@@ -57,6 +57,30 @@ ACCESS_TOKEN_INVALID = 40001
 ACCESS_TOKEN_EXPIRED = 42001
 
 FIRST_CUSTOMER_ID = 100001
+#: arrival times kept for ``count_per_second`` (the oldest are dropped beyond this)
+MAX_ARRIVALS = 1_000_000
+
+
+def max_in_window(times: Iterable[float], window: float = 1.0) -> int:
+    """The most of ``times`` inside any half-open window ``[t, t + window)``."""
+    ordered = sorted(times)
+    best = low = 0
+    for high, moment in enumerate(ordered):
+        while ordered[low] <= moment - window:
+            low += 1
+        best = max(best, high - low + 1)
+    return best
+
+
+def rate_summary(times: Iterable[float]) -> dict[str, Any]:
+    """Requests per whole second (epoch seconds as keys) and the most in any one-second window."""
+    arrivals = list(times)
+    per_second = Counter(int(moment) for moment in arrivals)
+    return {
+        "requests": len(arrivals),
+        "max_in_any_1s_window": max_in_window(arrivals),
+        "per_second": {str(second): count for second, count in sorted(per_second.items())},
+    }
 
 
 class EmulatorConfig(BaseModel):
@@ -92,6 +116,9 @@ class EmulatorConfig(BaseModel):
     string_error_codes: bool = False
     #: event types refused with a non-token body error: type -> error_code (e.g. 40201)
     refuse_events: dict[str, int | str] = Field(default_factory=dict)
+    #: record each API request's arrival time, so ``snapshot()["rate"]`` gives the requests of
+    #: every second and the most in any one-second window (a rate cap's check)
+    count_per_second: bool = False
 
     @field_validator("event_types", mode="before")
     @classmethod
@@ -169,6 +196,7 @@ class EmulatorState:
             self._tokens: dict[str, _Token] = {}
             self._live: dict[str, str] = {}
             self._counters: Counter[str] = Counter()
+            self._arrivals: deque[float] = deque(maxlen=MAX_ARRIVALS)
             self._in_flight = 0
             self._failures: deque[_PlannedFailure] = deque()
             self._rng = random.Random(self.config.seed)
@@ -208,6 +236,8 @@ class EmulatorState:
     def enter(self, endpoint: str) -> None:
         with self._lock:
             self._counters[f"requests.{endpoint}"] += 1
+            if self.config.count_per_second:
+                self._arrivals.append(self._clock())  # the base clock: advancing the emulated one skews nothing
             self._in_flight += 1
             self._counters["max_in_flight"] = max(self._counters["max_in_flight"], self._in_flight)
 
@@ -536,6 +566,7 @@ class EmulatorState:
                 "now": format_date(self.now()),
                 "live_tokens": dict(self._live),
                 "pending_failures": sum(p.remaining for p in self._failures),
+                "rate": rate_summary(self._arrivals) if self.config.count_per_second else None,
                 "events": self.events(),
                 "customers": self.customers(),
                 "identities": self.identities(),

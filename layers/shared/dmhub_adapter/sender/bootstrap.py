@@ -3,7 +3,7 @@ function object its ``app.py`` wraps.
 
 Wiring, all by constructor (nothing is set after construction)::
 
-    DmhubClient (pool, timeouts, latency callback)
+    DmhubClient (pool, timeouts, latency callback; with a DM Hub rate cap, a paced transport)
       └─ SharedToken(TokenTable, fetch = client.fetch_token with the current credentials)
            └─ client.with_token_source(token)  ──▶ Sender(dmhub, IdentityResolver(IdentityTable),
                                                         ClaimTable, DLQ url, RetryPolicy)
@@ -27,6 +27,7 @@ from dmhub_adapter.dmhub.token import SharedToken
 from dmhub_adapter.observability import MetricsSink, Telemetry, publish_outcome
 from dmhub_adapter.secrets import load_credentials
 from dmhub_adapter.sender.core import BatchStats, Sender
+from dmhub_adapter.sender.pacing import paced_transport
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.settings import SenderSettings
 from dmhub_adapter.store.claims import ClaimTable
@@ -96,11 +97,14 @@ def build_sender(settings: SenderSettings, *, logger: Any = None) -> SenderRunti
     secret_name = settings.dmhub_secret_name
     credentials = load_credentials(secret_name)
     recorder = CallRecorder()
+    rate = settings.dmhub_rate_per_instance
     http = DmhubClient(
         settings.dmhub_base_url,
         api=settings.dmhub_api,
         timeouts=Timeouts(connect=settings.dmhub_connect_timeout, read=settings.dmhub_read_timeout),
         on_response=recorder.record_latency,
+        # the fleet-wide cap, this instance's share (DMHUB_MAX_REQUESTS_PER_SECOND)
+        transport=None if rate is None else paced_transport(rate),
     )
 
     def fetch() -> TokenGrant:

@@ -54,6 +54,7 @@ from dmhub_adapter.model.customer_event import (
     QueuedEvent,
 )
 from dmhub_adapter.queue import OutgoingMessage, send_messages
+from dmhub_adapter.sender.batch import SqsRecord, process_partial_response
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.store import ClaimStore
 from dmhub_adapter.store.claims import COLLECTOR_PLACEHOLDER, fingerprint
@@ -324,26 +325,24 @@ class Sender:
         return time.monotonic() + budget - self.policy.safety_margin
 
     def process_batch(self, event: dict[str, Any], context: Any = None) -> tuple[dict[str, Any], BatchStats]:
-        """Process an SQS event with a Powertools batch processor; returns the partial batch
+        """Process an SQS event, its records on a bounded thread pool; returns the partial batch
         response (``{"batchItemFailures": [...]}``) and the counts."""
-        from aws_lambda_powertools.utilities.batch import process_partial_response
-        from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
-
         remaining = None
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
             remaining = int(context.get_remaining_time_in_millis())
         deadline = self.deadline_for(remaining)
         stats = BatchStats(records=len(event.get("Records") or []))
 
-        def record_handler(record: SQSRecord) -> str:
+        def record_handler(record: SqsRecord) -> str:
             result = self.deliver(record.body, message_id=record.message_id, deadline=deadline, stats=stats)
             return result.outcome.value
 
         if self.collector:
             return self._collector_batch(event.get("Records") or [], deadline, stats), stats
-        processor = concurrent_processor(self.concurrency)
-        response = process_partial_response(event=event, record_handler=record_handler, processor=processor)
-        return dict(response), stats
+        response = process_partial_response(
+            event, record_handler, concurrency=self.concurrency, expected=(RetryLater,), logger=self.logger
+        )
+        return response, stats
 
     # -- the collector: up to 100 events per DM Hub call ----------------------------------------
 
@@ -443,30 +442,3 @@ class Sender:
 def _label(queued: QueuedEvent) -> str:
     """How a reason names an event: its DM Hub externalId (what ``trace`` takes)."""
     return str(queued.event.externalId or queued.claim_key)
-
-
-@functools.lru_cache(maxsize=1)
-def _processor_class() -> Any:
-    from aws_lambda_powertools.utilities.batch import BatchProcessor
-
-    class ConcurrentBatchProcessor(BatchProcessor):
-        concurrency = DEFAULT_CONCURRENCY
-
-        def process(self) -> list[tuple[Any, ...]]:
-            if self.concurrency <= 1 or len(self.records) <= 1:
-                return super().process()
-            with ThreadPoolExecutor(max_workers=min(self.concurrency, len(self.records))) as pool:
-                return list(pool.map(self._process_record, self.records))
-
-    return ConcurrentBatchProcessor
-
-
-def concurrent_processor(concurrency: int) -> Any:
-    """A Powertools ``BatchProcessor(EventType.SQS)`` that runs the record handler on a bounded
-    thread pool and always answers with ``batchItemFailures`` (even when all records fail,
-    so SQS redelivers exactly those instead of failing the invocation)."""
-    from aws_lambda_powertools.utilities.batch import EventType
-
-    processor = _processor_class()(EventType.SQS, raise_on_entire_batch_failure=False)
-    processor.concurrency = concurrency
-    return processor
