@@ -41,6 +41,9 @@ def moto_endpoint() -> Iterator[str]:
     """A moto server on 127.0.0.1 over real HTTP, shared by the session."""
     from moto.server import ThreadedMotoServer
 
+    from dmhub_adapter_tools.local.moto import serialize_dynamodb_writes
+
+    serialize_dynamodb_writes()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

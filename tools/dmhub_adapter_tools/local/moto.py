@@ -2,6 +2,12 @@
 
 A child process rather than moto's in-process server keeps moto's Flask threads and memory
 out of the process that runs the handlers, like the real split between Lambda and AWS.
+
+moto evaluates a DynamoDB condition and then writes, in two steps and without a lock, so two
+concurrent conditional writes to one item can both succeed on a busy machine. DynamoDB makes
+each conditional write atomic, and every lease in this project (claims, the shared token, the
+identity cache) relies on that. `serialize_dynamodb_writes` restores it: the child server is
+started through it, and the test suite's in-process server calls it too.
 """
 
 from __future__ import annotations
@@ -17,7 +23,6 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 from typing import IO, Any
 
 LOCALHOST = "127.0.0.1"
@@ -34,13 +39,49 @@ def free_port(host: str = LOCALHOST) -> int:
         return int(sock.getsockname()[1])
 
 
+#: the DynamoDB backend's writes, each of which checks a condition before it writes
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item")
+_serialized = False
+
+
+def serialize_dynamodb_writes() -> None:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are, by running them one at a time.
+
+    Idempotent; call it in the process that runs moto's server, before it serves.
+    """
+    global _serialized
+    if _serialized:
+        return
+    import functools
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in DYNAMODB_WRITES:
+        write = getattr(DynamoDBBackend, name)
+
+        @functools.wraps(write)
+        def serialized(self: Any, *args: Any, original: Any = write, **kwargs: Any) -> Any:
+            with lock:
+                return original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, serialized)
+    _serialized = True
+
+
+def serve(argv: list[str]) -> int:
+    """Run ``moto_server`` with `argv`, its DynamoDB writes serialized (the child's entry point)."""
+    from moto.server import main
+
+    serialize_dynamodb_writes()
+    main(argv)
+    return 0
+
+
 def moto_command(host: str, port: int) -> list[str]:
-    """The ``moto_server`` of this interpreter's environment, so the child matches our moto."""
-    script = Path(sys.executable).with_name("moto_server")
-    if script.exists():
-        return [sys.executable, str(script), "-H", host, "-p", str(port)]
-    return [sys.executable, "-c", "import sys; from moto.server import main; sys.exit(main())",
-            "-H", host, "-p", str(port)]
+    """This interpreter running moto's server (so the child matches our moto), writes serialized."""
+    return [sys.executable, "-c", "import sys; from dmhub_adapter_tools.local.moto import serve; "
+            "sys.exit(serve(sys.argv[1:]))", "-H", host, "-p", str(port)]
 
 
 def _die_with_parent() -> None:
