@@ -33,10 +33,18 @@ class Throughput:
     events: int
     seconds: float
     dmhub_calls: Counter[str] = field(default_factory=Counter)
+    #: ``DMHUB_EVENT_ENDPOINT`` of the run: customerevents or collector (v1)
+    endpoint: str = "customerevents"
 
     @property
     def per_second(self) -> float:
         return self.events / self.seconds
+
+    @property
+    def events_per_call(self) -> float:
+        """Events delivered per DM Hub call in the timed run (every call counted)."""
+        calls = sum(self.dmhub_calls.values())
+        return self.events / calls if calls else float("nan")
 
 
 @dataclass
@@ -104,9 +112,13 @@ def _claim(bodies: list[dict[str, Any]], table: str) -> None:
 
 
 def sender_throughput(concurrency: int, *, batches: int = 10, batch_size: int = 10,
-                      latency: float = LATENCY, claim_write_seconds: float | None = None) -> Throughput:
+                      latency: float = LATENCY, claim_write_seconds: float | None = None,
+                      endpoint: str = "customerevents") -> Throughput:
     """Warm caches (token, identities) first; then ``batches`` SQS events straight into the
     handler, one after another, as one container receives them.
+
+    ``endpoint`` is ``DMHUB_EVENT_ENDPOINT`` (v1): ``customerevents`` makes one DM Hub call per
+    event, ``collector`` one ``batchPushEvents`` call per up to 100 events of the SQS batch.
 
     ``claim_write_seconds`` replaces the sender's per-event DynamoDB write (mark DELIVERED) with
     a wait of that length, as DynamoDB's own single-digit-millisecond latency with no shared
@@ -124,6 +136,7 @@ def sender_throughput(concurrency: int, *, batches: int = 10, batch_size: int = 
         ClaimTable.mark_delivered = mark_delivered  # type: ignore[method-assign]
     try:
         with stack(latency) as (aws, dmhub):
+            os.environ["DMHUB_EVENT_ENDPOINT"] = endpoint  # read when the handler is imported
             sender = load_handler("sender")
             identities = batch_size
             warm = [_queued(n, n % identities, "warm") for n in range(batch_size)]
@@ -144,7 +157,7 @@ def sender_throughput(concurrency: int, *, batches: int = 10, batch_size: int = 
             calls = Counter(dmhub.state.counters()["requests"]) - before
             created = dmhub.state.counters()["events_created"]
             assert created == batch_size * (batches + 1), created
-            return Throughput(concurrency, batch_size, batches * batch_size, seconds, calls)
+            return Throughput(concurrency, batch_size, batches * batch_size, seconds, calls, endpoint)
     finally:
         ClaimTable.mark_delivered = original_mark  # type: ignore[method-assign]
         os.environ.pop("SENDER_CONCURRENCY", None)

@@ -1,11 +1,12 @@
 """Run every benchmark and print its figures with their ratios, all measured in this run.
 
-    python bench/run.py [--quick] [--no-built]
+    python bench/run.py [--quick] [--no-built] [--only p3c ...]
 
 P1 warm ingest cost per event (library vs inline floor, target <= 2.0), P2 cold import of
 each handler (vs import boto3 + its clients, target <= 1.2), P3 sender throughput against
-the DM Hub emulator at 50 ms latency (vs concurrency / latency, target >= 0.9, and vs a
-sequential run), the AWS / DM Hub requests each event costs, and the DM Hub rate cap on a
+the DM Hub emulator at 50 ms latency (vs concurrency / latency, target >= 0.85, vs bare POSTs,
+and vs a sequential run), P3c the same in v1 collector mode beside customerevents mode (events
+per DM Hub call and events/s), the AWS / DM Hub requests each event costs, and the DM Hub rate cap on a
 simulated fleet of sender processes (busiest one-second window vs the cap). Everything runs on
 127.0.0.1: moto_server and the emulator run as child processes, as the services they stand for
 would (in-process they would share the GIL with the code measured).
@@ -20,10 +21,14 @@ import os
 import sys
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import fake_aws_environment, out, ratio_line
+
+if TYPE_CHECKING:
+    from bench import flow as flow_module
 
 P1_TARGET, P2_TARGET, P3_TARGET, P3_CEILING_TARGET = 2.0, 1.2, 0.85, 0.95
 #: P1 runs this many times in one invocation; its worst ratio is the figure
@@ -71,7 +76,7 @@ def p2(quick: bool, built: bool) -> None:
         out("    " + ", ".join(f"{package} {ms:.1f}" for package, ms in top))
 
 
-def p3(quick: bool) -> None:
+def p3(quick: bool) -> flow_module.Throughput:
     from bench import flow
     from dmhub_adapter.sender.core import DEFAULT_CONCURRENCY
 
@@ -102,6 +107,42 @@ def p3(quick: bool) -> None:
         f"configured/sequential {on_moto.per_second / sequential.per_second:5.2f}x")
     per_event = {k: round(v / on_moto.events, 2) for k, v in sorted(on_moto.dmhub_calls.items())}
     out(f"  DM Hub calls per delivered event in the timed run: {per_event}")
+    return dynamo_like
+
+
+def p3_collector(quick: bool, customerevents: flow_module.Throughput | None = None) -> None:
+    """P3's measurement in v1 collector mode beside customerevents mode: events per DM Hub call
+    and events/s, SQS batches of 10 (what the local poller and the template's event source give)
+    and of 100 (one full ``batchPushEvents`` call; the handler is driven directly)."""
+    from bench import flow
+    from dmhub_adapter.dmhub.client import COLLECTOR_BATCH_MAX
+    from dmhub_adapter.sender.core import DEFAULT_CONCURRENCY
+
+    batches = 4 if quick else 10
+    concurrency = int(os.environ.get("SENDER_CONCURRENCY", str(DEFAULT_CONCURRENCY)))
+    write = 0.005  # the sender's mark-DELIVERED write at a DynamoDB-like 5 ms, as P3's headline
+    sink = io.StringIO()
+    with contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if customerevents is None:
+            customerevents = flow.sender_throughput(concurrency, batches=batches, claim_write_seconds=write)
+        runs = [customerevents]
+        for batch_size, count in ((10, batches), (100, max(2, batches // 2))):
+            runs.append(flow.sender_throughput(concurrency, batches=count, batch_size=batch_size,
+                                               claim_write_seconds=write, endpoint="collector"))
+    out(f"P3c sender by DM Hub endpoint (v1), emulator latency {flow.LATENCY * 1e3:.0f} ms, concurrency "
+        f"{concurrency}, claim writes at 5 ms, warm token")
+    out("  ideal: customerevents concurrency / latency; collector one call of the whole batch (<= 100) per "
+        "latency, batches one after another as one container receives them")
+    out(f"  {'DMHUB_EVENT_ENDPOINT':<22} {'SQS batch':>9} {'events':>7} {'DM Hub calls':>13} "
+        f"{'events/call':>12} {'events/s':>10} {'ideal/s':>8} {'of ideal':>9} {'vs customerevents':>18}")
+    for run in runs:
+        in_flight = concurrency if run.endpoint == "customerevents" else min(run.batch_size, COLLECTOR_BATCH_MAX)
+        ideal = in_flight / flow.LATENCY
+        calls = ", ".join(f"{k} {v}" for k, v in sorted(run.dmhub_calls.items()))
+        out(f"  {run.endpoint:<22} {run.batch_size:>9} {run.events:>7} {sum(run.dmhub_calls.values()):>13} "
+            f"{run.events_per_call:>12.1f} {run.per_second:>10.1f} {ideal:>8.0f} {run.per_second / ideal:>9.2f} "
+            f"{run.per_second / customerevents.per_second:>17.2f}x   ({calls})")
 
 
 def requests(quick: bool) -> None:
@@ -150,17 +191,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer iterations (a smoke run; noisier figures)")
     parser.add_argument("--no-built", action="store_true", help="skip the .aws-sam/build cold-import figures")
-    parser.add_argument("--only", choices=("p1", "p2", "p3", "requests", "cap"), action="append",
+    parser.add_argument("--only", choices=("p1", "p2", "p3", "p3c", "requests", "cap"), action="append",
                         help="run only these parts (repeatable)")
     args = parser.parse_args(argv)
     fake_aws_environment()
-    parts = args.only or ["p1", "p2", "p3", "requests", "cap"]
+    parts = args.only or ["p1", "p2", "p3", "p3c", "requests", "cap"]
     if "p1" in parts:
         p1(args.quick)
     if "p2" in parts:
         p2(args.quick, not args.no_built)
-    if "p3" in parts:
-        p3(args.quick)
+    customerevents = p3(args.quick) if "p3" in parts else None
+    if "p3c" in parts:
+        p3_collector(args.quick, customerevents)
     if "requests" in parts:
         requests(args.quick)
     if "cap" in parts:
