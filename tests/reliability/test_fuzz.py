@@ -19,6 +19,7 @@ from dmhub_adapter.mapping.engine import map_payload
 from dmhub_adapter.model.customer_event import CustomerEvent
 from dmhub_adapter.sources.base import Account
 from dmhub_adapter.sources.registry import source_for
+from dmhub_adapter.store.signature_binding import Binder, MemoryBinding
 from dmhub_adapter.webhook import WebhookRequest
 from dmhub_adapter_tools.local.samples import build_sample
 from tests.reliability.conftest import TAOBAO_SECRET, WECHAT_SECRET
@@ -47,9 +48,11 @@ def _request(source: str, body: bytes, raw_query: str, headers: dict[str, str] |
                           headers=headers or {}, received_at=NOW)
 
 
-def receive(source_name: str, request: WebhookRequest, secret: Mapping[str, Any]) -> tuple[Any, WebhookError | None]:
+def receive(
+    source_name: str, request: WebhookRequest, secret: Mapping[str, Any], *, binding: Binder | None = None
+) -> tuple[Any, WebhookError | None]:
     source = _source(source_name)
-    account = Account(source_name, "demo", source.mapping, secret)
+    account = Account(source_name, "demo", source.mapping, secret, signature_binding=binding)
     try:
         return source.receive(request, account), None
     except WebhookError as exc:
@@ -191,11 +194,14 @@ def test_plaintext_downgrade_is_refused_for_a_safe_mode_account() -> None:
     assert inbound is None and error is not None and error.status == 403
     # the downgrade is real: an account that opts out of the default takes the forged body ...
     lax = {**SAFE_ACCOUNT, "requireEncryption": False}
-    inbound, error = receive("wechat", _request("wechat", forged, query), lax)
+    # one binding store for both requests, as the ingest's table is (not whichever adapter
+    # instance the registry hands out)
+    binding = MemoryBinding()
+    inbound, error = receive("wechat", _request("wechat", forged, query), lax, binding=binding)
     assert error is None and inbound.messages[0]["FromUserName"] == "oForged"
     # ... but only one: the signature is now bound to that body
     other = forged.replace(b"oForged", b"oForged2")
-    inbound, error = receive("wechat", _request("wechat", other, query), lax)
+    inbound, error = receive("wechat", _request("wechat", other, query), lax, binding=binding)
     assert inbound is None and error is not None and error.code == "signature_reused"
 
 
