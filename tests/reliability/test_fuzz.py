@@ -42,10 +42,12 @@ def _source(name: str) -> Any:
     return found
 
 
-def _request(source: str, body: bytes, raw_query: str, headers: dict[str, str] | None = None) -> WebhookRequest:
+def _request(
+    source: str, body: bytes, raw_query: str, headers: dict[str, str] | None = None, *, received_at: float = NOW
+) -> WebhookRequest:
     return WebhookRequest(method="POST", source=source, account="demo", body=body,
                           query=dict(parse_qsl(raw_query, keep_blank_values=True)), raw_query=raw_query,
-                          headers=headers or {}, received_at=NOW)
+                          headers=headers or {}, received_at=received_at)
 
 
 def receive(
@@ -186,22 +188,25 @@ wechat_like = st.fixed_dictionaries(
 
 
 def test_plaintext_downgrade_is_refused_for_a_safe_mode_account() -> None:
-    sample = build_sample("wechat-follow", SAFE_ACCOUNT, now=NOW, openid="oFuzzDowngrade")
+    # signed now, not at import: the binding store expires bindings by the wall clock, and the
+    # module may have been imported minutes before this test runs
+    now = time.time()
+    sample = build_sample("wechat-follow", SAFE_ACCOUNT, now=now, openid="oFuzzDowngrade")
     query = "&".join(p for p in sample.raw_query.split("&") if not p.startswith(("encrypt_type=", "msg_signature=")))
     forged = (b"<xml><ToUserName>gh_0123456789ab</ToUserName><FromUserName>oForged</FromUserName>"
-              b"<CreateTime>%d</CreateTime></xml>" % int(NOW))
-    inbound, error = receive("wechat", _request("wechat", forged, query), SAFE_ACCOUNT)
+              b"<CreateTime>%d</CreateTime></xml>" % int(now))
+    inbound, error = receive("wechat", _request("wechat", forged, query, received_at=now), SAFE_ACCOUNT)
     assert inbound is None and error is not None and error.status == 403
     # the downgrade is real: an account that opts out of the default takes the forged body ...
     lax = {**SAFE_ACCOUNT, "requireEncryption": False}
     # one binding store for both requests, as the ingest's table is (not whichever adapter
     # instance the registry hands out)
     binding = MemoryBinding()
-    inbound, error = receive("wechat", _request("wechat", forged, query), lax, binding=binding)
+    inbound, error = receive("wechat", _request("wechat", forged, query, received_at=now), lax, binding=binding)
     assert error is None and inbound.messages[0]["FromUserName"] == "oForged"
     # ... but only one: the signature is now bound to that body
     other = forged.replace(b"oForged", b"oForged2")
-    inbound, error = receive("wechat", _request("wechat", other, query), lax, binding=binding)
+    inbound, error = receive("wechat", _request("wechat", other, query, received_at=now), lax, binding=binding)
     assert inbound is None and error is not None and error.code == "signature_reused"
 
 
