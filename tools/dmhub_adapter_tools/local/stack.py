@@ -298,6 +298,7 @@ class DevStack:
         self._written.clear()
 
     def banner(self) -> str:
+        """What `dev` prints once the stack is up: URLs, the accounts and a command to try."""
         info = self.info()
         port = self.gateway.server.server_address[1]
         port_flag = "" if port == 3000 else f" --port {port}"
@@ -314,7 +315,7 @@ class DevStack:
         for entry in self.accounts.accounts:
             secret = entry.get("secret") or {}
             shown = ", ".join(
-                f"{k}={v if using_demo else _mask(str(v))}" for k, v in secret.items()
+                f"{k}={_banner_value(v) if using_demo else _mask(str(v))}" for k, v in secret.items()
             )
             lines.append(f"    {entry['source']}/{entry['account']}: {info['gateway']}/webhooks/"
                          f"{entry['source']}/{entry['account']}")
@@ -410,3 +411,13 @@ def start_emulator(
         secret=str(credentials["secret"]),
         log=log,
     ).start()
+
+
+def _banner_value(value: object) -> str:
+    """A demo secret's value for the banner: key sets and PEM keys summarised, not dumped."""
+    if isinstance(value, dict):
+        return f"<{len(value)} key{'s' if len(value) != 1 else ''}: {', '.join(map(str, value))}>"
+    text = str(value)
+    if "-----BEGIN" in text:
+        return "<PEM key>"
+    return text
