@@ -46,18 +46,24 @@ def parse_pairs(values: list[str], separator: str, flag: str) -> dict[str, str]:
     return pairs
 
 
+def read_payload(path: str) -> bytes:
+    """The bytes of a PAYLOAD_FILE argument (``-`` reads standard input); unreadable is a clear error."""
+    from dmhub_adapter_tools.cli import CommandError
+
+    try:
+        if path == "-":
+            return sys.stdin.buffer.read()
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from exc
+
+
 def run(args: argparse.Namespace) -> int:
     from dmhub_adapter_tools.cli import CommandError
     from dmhub_adapter_tools.dryrun import DryRunError, dry_run
 
-    try:
-        if args.payload_file == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(args.payload_file, "rb") as handle:
-                data = handle.read()
-    except OSError as exc:
-        raise CommandError(f"cannot read {args.payload_file}: {exc.strerror}") from exc
+    data = read_payload(args.payload_file)
     headers = parse_pairs(args.header, ":", "--header")
     query = parse_pairs(args.query, "=", "--query")
     skipped: list[str] = []

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from typing import Any
 
@@ -44,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     from dmhub_adapter.mapping.config import MappingConfigError, available_sources
     from dmhub_adapter.sources.registry import load_source_mapping, sign_for
     from dmhub_adapter_tools.cli import CommandError
-    from dmhub_adapter_tools.cli.map import parse_pairs
+    from dmhub_adapter_tools.cli.map import parse_pairs, read_payload
     from dmhub_adapter_tools.cli.send_sample import post
     from dmhub_adapter_tools.local.accounts import load_accounts
 
@@ -65,14 +64,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"accounts file: {exc}") from exc
     if secret is None:
         raise CommandError(f"the accounts file has no {args.source}/{args.account} account (--accounts FILE)")
-    try:
-        if args.payload_file == "-":
-            body = sys.stdin.buffer.read()
-        else:
-            with open(args.payload_file, "rb") as handle:
-                body = handle.read()
-    except OSError as exc:
-        raise CommandError(f"cannot read {args.payload_file}: {exc.strerror}") from exc
+    body = read_payload(args.payload_file)
     try:
         signed = sign_for(mapping, secret, body, headers, query, time.time())
     except (ValueError, KeyError) as exc:
