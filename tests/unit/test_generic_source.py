@@ -299,3 +299,21 @@ def test_shipped_mappings_pass_check_config(capsys: pytest.CaptureFixture[str]) 
     out, _ = capsys.readouterr()
     for name in ("youzan", "doudian", "standard-webhooks"):
         assert f"{name}.yaml: ok" in out
+
+
+@pytest.mark.parametrize(
+    ("options", "namespace"),
+    [
+        ({"requestValues": {"bad-name": {"header": "X-Event"}}}, "_request"),
+        ({"accountValues": {"bad name": {"secret": "mchid"}}}, "_account"),
+    ],
+)
+def test_request_and_account_value_names_must_be_identifiers(options: dict[str, Any], namespace: str) -> None:
+    from pydantic import ValidationError
+
+    from dmhub_adapter.sources.generic.adapter import GenericOptions
+
+    with pytest.raises(ValidationError, match=rf"must be letters, digits and '_' \(they become {namespace}\.<name>\)"):
+        GenericOptions.model_validate(options)
+    good = {key: {"ok_name": spec} for key, value in options.items() for spec in value.values()}
+    GenericOptions.model_validate(good)

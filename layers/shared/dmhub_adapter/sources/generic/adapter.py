@@ -301,6 +301,13 @@ class DecryptSpec(StrictModel):
                                    description="sub-fields that must hold these values, e.g. the algorithm name")
 
 
+def _check_names(values: Mapping[str, object], namespace: str) -> None:
+    """Refuse value names a mapping could not write as ``{namespace}.<name>``."""
+    bad = sorted(name for name in values if not _NAME_RE.match(name))
+    if bad:
+        raise ValueError(f"names {bad} must be letters, digits and '_' (they become {namespace}.<name>)")
+
+
 class GenericOptions(StrictModel):
     """The `options` block of a config-described source: body limit, request values, handshake,
     account values and decryption."""
@@ -313,9 +320,7 @@ class GenericOptions(StrictModel):
     @field_validator("account_values")
     @classmethod
     def _account_names(cls, value: dict[str, AccountValue]) -> dict[str, AccountValue]:
-        bad = sorted(name for name in value if not _NAME_RE.match(name))
-        if bad:
-            raise ValueError(f"names {bad} must be letters, digits and '_' (they become _account.<name>)")
+        _check_names(value, "_account")
         for name, spec in value.items():
             if spec.kind == "identityType" and spec.default is not None:
                 try:
@@ -327,9 +332,7 @@ class GenericOptions(StrictModel):
     @field_validator("request_values")
     @classmethod
     def _names(cls, value: dict[str, RequestValue]) -> dict[str, RequestValue]:
-        bad = sorted(name for name in value if not _NAME_RE.match(name))
-        if bad:
-            raise ValueError(f"names {bad} must be letters, digits and '_' (they become _request.<name>)")
+        _check_names(value, "_request")
         return value
 
 
