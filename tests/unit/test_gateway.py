@@ -7,6 +7,7 @@ import base64
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -199,6 +200,10 @@ def test_post_reaches_the_handler_and_its_answer_comes_back(gateway: LocalGatewa
     assert context.function_name == "IngestFunction"
     assert 0 < context.get_remaining_time_in_millis() <= 10_000  # template.yaml: Timeout 10
     assert context.memory_limit_in_mb == 1024
+    # the gateway prints its line after the answer has gone out: give it a moment
+    deadline = time.monotonic() + 5
+    while not gateway.lines and time.monotonic() < deadline:  # type: ignore[attr-defined]
+        time.sleep(0.01)
     assert gateway.lines[-1].startswith("POST /webhooks/wechat/demo 200 ")  # type: ignore[attr-defined]
     assert "signature" not in gateway.lines[-1]  # type: ignore[attr-defined]
 
