@@ -22,11 +22,11 @@ from urllib.parse import parse_qsl
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from defusedxml.ElementTree import fromstring
 
+from dmhub_adapter.ingest.pipeline import queued_event
 from dmhub_adapter.mapping.engine import map_payload
-from dmhub_adapter.model.customer_event import QueuedEvent
+from dmhub_adapter.model.customer_event import SEED_ATTRIBUTE_BUDGET, QueuedEvent
 from dmhub_adapter.sources.base import Account
 from dmhub_adapter.sources.registry import source_for
-from dmhub_adapter.store.claims import claim_key
 from dmhub_adapter.webhook import WebhookRequest
 from dmhub_adapter_tools.local.samples import build_sample
 
@@ -71,17 +71,7 @@ def _library(source_name: str, request: WebhookRequest, secret: dict[str, str]) 
         events = []
         for result in map_payload(source.mapping, inbound.messages, meta):
             for mapped in result.events:
-                events.append(
-                    QueuedEvent(
-                        source=source_name,
-                        account="demo",
-                        claim_key=claim_key(source_name, "demo", str(mapped.event.externalId)),
-                        trace_id=request.request_id,
-                        rule=mapped.rule,
-                        identity=mapped.identity,
-                        event=mapped.event,
-                    )
-                )
+                events.append(queued_event(source_name, request, mapped, SEED_ATTRIBUTE_BUDGET))
         assert len(events) == 1
         return events
 
@@ -132,7 +122,7 @@ def wechat_floor(request: WebhookRequest, secret: dict[str, str]) -> Callable[[]
                     "event": "c_wechat_follow",
                     "date": _utc(int(fields["CreateTime"])),
                     "source": "微信",
-                    "externalId": external,
+                    "externalId": f"wechat:demo:{external}",
                     "account": fields["ToUserName"],
                     "scene": fields["EventKey"].removeprefix("qrscene_"),
                     "ticket": fields["Ticket"],
@@ -172,13 +162,12 @@ def taobao_floor(request: WebhookRequest, secret: dict[str, str]) -> Callable[[]
                     "event": "c_taobao_order_paid",
                     "date": _utc(published.timestamp()),
                     "source": "淘宝",
-                    "externalId": external,
+                    "externalId": f"taobao:demo:{external}",
                     "tid": tid,
                     "payment": content["payment"],
                     "oid": oid,
                 },
-                "attribute_kinds": {"payment": "amount"
-                },
+                "attribute_kinds": {"payment": "amount"},
             }
         )
 

@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable, WebhookError
 from dmhub_adapter.ingest.errors import GENERIC_MESSAGE, DependencyUnavailable
@@ -43,6 +43,10 @@ from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestN
 from dmhub_adapter.store.signature_binding import Binder
 from dmhub_adapter.validation import error_message
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
+
+if TYPE_CHECKING:
+    from dmhub_adapter.mapping.engine import MappedEvent
+    from dmhub_adapter.model.customer_event import AttributeBudget, QueuedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +64,33 @@ class Delivery:
     skip_reasons: list[str] = field(default_factory=list)
     #: the DM Hub externalIds of the events handed over (enqueued or already claimed)
     external_ids: list[str] = field(default_factory=list)
+
+
+def queued_event(
+    source: str, request: WebhookRequest, mapped: MappedEvent, attribute_budget: AttributeBudget
+) -> QueuedEvent:
+    """The :class:`QueuedEvent` one mapped event becomes: claim key from the mapping's own
+    externalId, the event's externalId namespaced for DM Hub, validated against the budget.
+
+    Raises :class:`pydantic.ValidationError` when the event breaks DM Hub's rules.
+    """
+    from dmhub_adapter.ingest.external_ids import namespaced
+    from dmhub_adapter.model.customer_event import ATTRIBUTE_BUDGET_CONTEXT, QueuedEvent
+    from dmhub_adapter.store.claims import claim_key
+
+    return QueuedEvent.model_validate(
+        {
+            "source": source,
+            "account": request.account,
+            "claim_key": claim_key(source, request.account, str(mapped.event.externalId)),
+            "trace_id": request.request_id,
+            "rule": mapped.rule,
+            "identity": mapped.identity,
+            "event": namespaced(mapped.event, source, request.account),
+            "attribute_kinds": mapped.attribute_kinds,
+        },
+        context={ATTRIBUTE_BUDGET_CONTEXT: attribute_budget},
+    )
 
 
 class IngestPipeline:
@@ -213,10 +244,7 @@ class IngestPipeline:
         """
         from pydantic import ValidationError
 
-        from dmhub_adapter.ingest.external_ids import namespaced
         from dmhub_adapter.mapping.engine import map_payload
-        from dmhub_adapter.model.customer_event import ATTRIBUTE_BUDGET_CONTEXT, QueuedEvent
-        from dmhub_adapter.store.claims import claim_key
 
         sink: MetricsSink = metrics or NullMetrics()
         started = time.monotonic()
@@ -238,19 +266,7 @@ class IngestPipeline:
                 continue
             try:
                 built = [
-                    QueuedEvent.model_validate(
-                        {
-                            "source": source.name,
-                            "account": request.account,
-                            "claim_key": claim_key(source.name, request.account, str(mapped.event.externalId)),
-                            "trace_id": request.request_id,
-                            "rule": mapped.rule,
-                            "identity": mapped.identity,
-                            "event": namespaced(mapped.event, source.name, request.account),
-                            "attribute_kinds": mapped.attribute_kinds,
-                        },
-                        context={ATTRIBUTE_BUDGET_CONTEXT: self.settings.attribute_budget},
-                    )
+                    queued_event(source.name, request, mapped, self.settings.attribute_budget)
                     for mapped in result.events
                 ]
             except ValidationError as exc:
