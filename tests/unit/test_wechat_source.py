@@ -285,6 +285,58 @@ def test_a_keyed_account_refuses_plaintext_by_default(source: WeChatSource) -> N
     assert source.receive(signed(mode="plain"), account(source, requireEncryption=False)).messages
 
 
+class _CountingBinding:
+    """A binding store that records each bind and refuses a second body under one key."""
+
+    def __init__(self) -> None:
+        self.bound: dict[str, str] = {}
+
+    def bind(self, key: str, body_digest: str, expires_at: int) -> bool:
+        return self.bound.setdefault(key, body_digest) == body_digest
+
+
+def _bound_account(source: WeChatSource, binding: _CountingBinding, **extra: Any) -> Account:
+    return Account("wechat", "demo", source.mapping, {**SECRET, **extra}, signature_binding=binding)
+
+
+@pytest.mark.parametrize("mode", ["safe", "compat"])
+def test_encrypted_push_to_an_account_refusing_plaintext_writes_no_binding(source: WeChatSource, mode: str) -> None:
+    # msg_signature covers the ciphertext: no other message can ride on these signatures,
+    # so the binding's write would buy nothing
+    binding = _CountingBinding()
+    assert source.receive(signed(mode=mode), _bound_account(source, binding)).messages == [FOLLOW_FIELDS]
+    assert binding.bound == {}
+
+
+def test_an_account_accepting_plaintext_binds_its_encrypted_pushes(source: WeChatSource) -> None:
+    # the genuine safe-mode push binds its signature, so the same signature stripped of
+    # encrypt_type and msg_signature cannot then carry a forged plaintext body
+    binding = _CountingBinding()
+    genuine = signed(mode="safe")
+    assert source.receive(genuine, _bound_account(source, binding, requireEncryption=False)).messages
+    assert len(binding.bound) == 1
+    forged_xml = FOLLOW.replace(OPENID, "oForgedOpenid0000000000000")
+    downgraded = request(
+        urlencode({k: v for k, v in genuine.query.items() if k not in ("encrypt_type", "msg_signature")}),
+        forged_xml.encode(),
+    )
+    with pytest.raises(Unauthorized) as caught:
+        source.receive(downgraded, _bound_account(source, binding, requireEncryption=False))
+    assert caught.value.code == "signature_reused"
+
+
+def test_plaintext_pushes_bind(source: WeChatSource) -> None:
+    binding = _CountingBinding()
+    plain = signed(mode="plain", secret=PLAIN_SECRET)
+    account_ = Account("wechat", "demo", source.mapping, PLAIN_SECRET, signature_binding=binding)
+    assert source.receive(plain, account_).messages == [FOLLOW_FIELDS]
+    assert len(binding.bound) == 1
+    other = request(plain.raw_query, FOLLOW.replace(OPENID, "oOtherOpenid000000000000000").encode())
+    with pytest.raises(Unauthorized) as caught:
+        source.receive(other, account_)
+    assert caught.value.code == "signature_reused"
+
+
 def test_require_encryption_from_mapping_options() -> None:
     text = _wechat_yaml().read_text(encoding="utf-8").replace("options:\n", "options:\n  require_encryption: true\n")
     strict = build(parse_source_mapping(text, "<test>"))

@@ -10,8 +10,13 @@
   whose timestamp and nonce are swapped (both signatures sort their inputs) carries nothing old.
 - A (timestamp, nonce, signature) binds to the first body it arrives with
   (:mod:`dmhub_adapter.store.signature_binding`): the same request again is a redelivery,
-  another body under it is refused. A POST carrying ``echostr`` (a URL-verification
-  signature) is refused, and a handshake binds its signature too.
+  another body under it is refused. This holds wherever a plaintext body could ride on the
+  signature: plaintext pushes, and every push to an account that accepts plaintext (a
+  captured safe-mode signature stripped of ``encrypt_type`` would otherwise carry a forged
+  plaintext body). An account that refuses plaintext (``requireEncryption``, the default
+  when it has a key) binds nothing on encrypted pushes: ``msg_signature`` already ties the
+  signature to the ciphertext. A POST carrying ``echostr`` (a URL-verification signature) is
+  refused, and a handshake binds its signature too.
 - Bodies are parsed with defusedxml (no DTDs, no entities) into flat dicts of element text.
 - Every authentic request is answered ``success``; refusals are JSON errors.
 
@@ -325,7 +330,12 @@ class WeChatSource:
         else:
             inbound = self._receive_encrypted(request, config, timestamp, nonce, encrypt_type)
         self._check_create_time(timestamp, inbound.messages[0], config)
-        self._bind(request, account, config, signed, body_digest(request.body))
+        if encrypt_type == "raw" or not config.require_encryption:
+            # Only where a plaintext body can ride on a signature: in safe and compatible mode
+            # msg_signature covers the ciphertext, so the same signature cannot carry another
+            # message, and an account that refuses plaintext leaves a captured signature no
+            # body to carry. Skipping the binding there saves a write on every such push.
+            self._bind(request, account, config, signed, body_digest(request.body))
         return inbound
 
     def _receive_encrypted(self, request: WebhookRequest, config: _Config, timestamp: str, nonce: str,
