@@ -59,9 +59,13 @@ class FakeDmhub:
         self.in_flight = 0
         self.max_in_flight = 0
         self.delay = 0.0
+        #: called first on every request (on the sending thread)
+        self.hook: Callable[[], None] | None = None
         self.lock = threading.Lock()
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.hook is not None:
+            self.hook()
         if request.url.path == "/v1/customeridentities":
             return httpx.Response(200, json=[])
         if request.url.path == "/v1/customerandidentities":
@@ -246,6 +250,31 @@ def test_records_are_sent_concurrently_with_a_bound(env: Env) -> None:
     response, stats = env.sender.process_batch(sqs_event([queued(n, customer_id=5) for n in range(10)]), None)
     assert response == {"batchItemFailures": []} and stats.delivered == 10
     assert 2 <= env.fake.max_in_flight <= 4
+
+
+def test_batches_share_one_pool_of_concurrency_threads(env: Env) -> None:
+    """A warm container's batches run on the threads the first batch started, never more than
+    ``concurrency`` of them: every record waits until all four are in, so each batch needs
+    four threads at once, and a pool per batch would start four new ones each time."""
+    env.sender.concurrency = 4
+    together = threading.Barrier(4, timeout=10)
+    workers: set[threading.Thread] = set()  # the objects, so an id cannot be reused
+
+    def meet() -> None:
+        workers.add(threading.current_thread())
+        together.wait()
+
+    env.fake.hook = meet
+    for batch in range(3):
+        bodies = [queued(batch * 4 + n, customer_id=5) for n in range(4)]
+        response, stats = env.sender.process_batch(sqs_event(bodies), None)
+        assert response == {"batchItemFailures": []} and stats.delivered == 4
+    assert len(workers) == 4
+    env.sender.close()
+    response, stats = env.sender.process_batch(sqs_event([queued(90 + n, customer_id=5) for n in range(4)]), None)
+    assert stats.delivered == 4  # a closed sender makes a new pool for its next batch
+    assert len(workers) == 8
+    env.sender.close()
 
 
 def test_a_leftover_failure_block_is_ignored() -> None:

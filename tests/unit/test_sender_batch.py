@@ -65,6 +65,24 @@ def test_the_pool_is_bounded_by_concurrency() -> None:
     assert 2 <= running[1] <= 3
 
 
+def test_a_given_executor_runs_the_records_and_failures_keep_record_order() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    batch = event(5)
+    ids = [r["messageId"] for r in batch["Records"]]
+    ran_on: set[str] = set()
+
+    def handler(record: SqsRecord) -> None:
+        ran_on.add(threading.current_thread().name)
+        if record.body.endswith(("0}", "3}")):
+            raise Expected("retry later")
+
+    with ThreadPoolExecutor(2, thread_name_prefix="given") as pool:
+        response = process_partial_response(batch, handler, concurrency=2, expected=(Expected,), executor=pool)
+    assert response == {"batchItemFailures": [{"itemIdentifier": ids[0]}, {"itemIdentifier": ids[3]}]}
+    assert ran_on and all(name.startswith("given") for name in ran_on)
+
+
 def test_unexpected_failures_are_logged_by_type_only(caplog: pytest.LogCaptureFixture) -> None:
     def handler(record: SqsRecord) -> None:
         raise RuntimeError(f"payload {record.body}")

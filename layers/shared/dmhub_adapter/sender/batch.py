@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,12 +49,16 @@ def process_partial_response(
     concurrency: int = 1,
     expected: tuple[type[BaseException], ...] = (),
     logger: Any | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run ``record_handler`` on every record (``concurrency`` at a time) and answer
     ``{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}`` for those that raised.
 
-    Failures of the ``expected`` types are outcomes the handler has logged; any other is logged
-    here as a warning (its type only: messages can quote payloads)."""
+    ``executor``, when given, runs the records instead of a pool made for this batch; it must be
+    bounded by ``concurrency`` itself (the sender keeps one for the container's life, so a
+    batch does not pay for starting its threads). Failures of the ``expected`` types are
+    outcomes the handler has logged; any other is logged here as a warning (its type only:
+    messages can quote payloads)."""
     log = logger or logging.getLogger("dmhub_adapter.sender")
     records = records_of(event)
 
@@ -71,6 +75,8 @@ def process_partial_response(
 
     if concurrency <= 1 or len(records) <= 1:
         outcomes = [succeeded(record) for record in records]
+    elif executor is not None:
+        outcomes = list(executor.map(succeeded, records))
     else:
         with ThreadPoolExecutor(max_workers=min(concurrency, len(records))) as pool:
             outcomes = list(pool.map(succeeded, records))

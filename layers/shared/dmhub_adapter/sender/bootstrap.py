@@ -88,7 +88,8 @@ class SenderRuntime:
     recorder: CallRecorder = field(default_factory=CallRecorder)
 
     def close(self) -> None:
-        """Close the DM Hub connection pool."""
+        """Stop the sender's thread pool and close the DM Hub connection pool."""
+        self.sender.close()
         self.dmhub.close()
 
 

@@ -11,8 +11,10 @@ For each SQS record (a :class:`~dmhub_adapter.model.customer_event.QueuedEvent`)
   invocation has time; then the record fails (``batchItemFailures``) and SQS redelivers it,
   until the queue's redrive moves it to the dead-letter queue.
 
-Records of a batch are processed concurrently (bounded). The ``externalId`` is always sent,
-so a retry — here or after a redelivery — never doubles an event in DM Hub.
+Records of a batch are processed concurrently (bounded by ``concurrency``) on one thread
+pool the sender keeps for the container's life: a warm container's batch starts its DM Hub
+calls at once instead of first starting a thread per record. The ``externalId`` is always
+sent, so a retry — here or after a redelivery — never doubles an event in DM Hub.
 
 Three ways to DM Hub (``DMHUB_API`` / ``DMHUB_EVENT_ENDPOINT``):
 
@@ -197,6 +199,30 @@ class Sender:
         self.api = api
         #: the v1 collector is used only with v1 (v2 has no collector)
         self.collector = api == "v1" and endpoint == "collector"
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_size = 0
+        self._executor_lock = threading.Lock()
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The records' thread pool, ``concurrency`` threads, made on first use and kept (a
+        changed ``concurrency`` gets a new pool; the old one finishes its work and goes)."""
+        with self._executor_lock:
+            pool = self._executor
+            if pool is None or self._executor_size != self.concurrency:
+                if pool is not None:
+                    pool.shutdown(wait=False)
+                pool = self._executor = ThreadPoolExecutor(
+                    max_workers=self.concurrency, thread_name_prefix="dmhub-sender"
+                )
+                self._executor_size = self.concurrency
+            return pool
+
+    def close(self) -> None:
+        """Stop the records' thread pool (after the work it has); a later batch makes a new one."""
+        with self._executor_lock:
+            pool, self._executor = self._executor, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     # -- one record -------------------------------------------------------------------------
 
@@ -340,7 +366,8 @@ class Sender:
         if self.collector:
             return self._collector_batch(event.get("Records") or [], deadline, stats), stats
         response = process_partial_response(
-            event, record_handler, concurrency=self.concurrency, expected=(RetryLater,), logger=self.logger
+            event, record_handler, concurrency=self.concurrency, expected=(RetryLater,), logger=self.logger,
+            executor=self._pool() if self.concurrency > 1 else None,
         )
         return response, stats
 
@@ -434,8 +461,11 @@ class Sender:
                 with lock:
                     local.extend(mine)
 
-        with ThreadPoolExecutor(max_workers=max(1, min(self.concurrency, len(chunk)))) as pool:
-            list(pool.map(run, chunk))
+        if self.concurrency <= 1 or len(chunk) <= 1:
+            for item in chunk:
+                run(item)
+        else:
+            list(self._pool().map(run, chunk))
         failed.extend(local)
 
 
