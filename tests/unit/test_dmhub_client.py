@@ -369,3 +369,61 @@ def test_request_log_never_shows_the_token(caplog: pytest.LogCaptureFixture) -> 
     assert "customeridentities" in text  # httpx did log the request …
     assert "very-secret-token" not in text  # … without the token
     assert redact("/x?access_token=abc&b=1&secret=s") == "/x?access_token=***&b=1&secret=***"
+
+
+def test_requests_are_built_as_httpx_builds_them() -> None:
+    """The client builds its requests itself (reusing parsed URLs); each must match what
+    httpx's own ``build_request`` makes of the same call, token rotations included."""
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.path.endswith("/customerevents"):
+            return answer(201, STORED)
+        return answer(200, [])
+
+    token = Renewing()
+    client = DmhubClient(BASE + "/prefix", token_source=token, transport=httpx.MockTransport(handler))
+    reference = httpx.Client(base_url=BASE + "/prefix",
+                             headers={"Accept": "application/json", "User-Agent": "dmhub-adapter"})
+    event = CustomerEvent(customerId=7, event="c_apply_card", date="2024-05-01T10:00:00Z", externalId="ext-1")
+    client.create_event(event)
+    client.create_event(event)
+    token.renew("tok-1")
+    client.create_event(event)
+    client.lookup_identity("wechat", "o&x 微信=1")
+    expected = [
+        reference.build_request("POST", "/v1/customerevents", params={"access_token": "tok-1"},
+                                json=event.to_request()),
+        reference.build_request("POST", "/v1/customerevents", params={"access_token": "tok-1"},
+                                json=event.to_request()),
+        reference.build_request("POST", "/v1/customerevents", params={"access_token": "tok-2"},
+                                json=event.to_request()),
+    ]
+    assert [r.url for r in seen[:3]] == [r.url for r in expected]
+    assert str(seen[2].url) == f"{BASE}/prefix/v1/customerevents?access_token=tok-2"
+    for got, want in zip(seen, expected, strict=False):
+        assert got.method == want.method
+        assert list(got.headers.multi_items()) == list(want.headers.multi_items())
+        assert got.content == want.content
+    lookup = seen[3]
+    assert lookup.url.path == "/prefix/v1/customeridentities"
+    assert lookup.url.params["identityValue"] == "o&x 微信=1"
+    assert lookup.url.params["access_token"] == "tok-2"
+
+
+def test_v2_requests_carry_the_token_as_bearer_header_over_the_client_headers() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return answer(201, {"data": {"id": 9}})
+
+    client = DmhubClient(BASE, api="v2", token_source=StaticToken("tok-v2"), transport=httpx.MockTransport(handler))
+    event = CustomerEvent(customerId=7, event="c_apply_card", date="2024-05-01T10:00:00Z", externalId="ext-1")
+    client.create_event_v2(event, None)
+    (request,) = seen
+    assert request.headers["authorization"] == "Bearer tok-v2"
+    assert request.headers["accept"] == "application/json"
+    assert "access_token" not in request.url.params
+    assert "authorization" not in client._http.headers  # the client's own headers stay as they were

@@ -48,6 +48,8 @@ ApiGeneration = Literal["v1", "v2"]
 DEFAULT_CONNECT_TIMEOUT = 2.0
 DEFAULT_READ_TIMEOUT = 5.0
 _BODY_EXCERPT = 300
+#: URLs kept parsed (paths x tokens); a handful are in use at any time
+_URL_CACHE_SIZE = 64
 _TOKEN_RE = re.compile(r"(access_token=|secret=)[^&\s\"']*")
 
 T = TypeVar("T")
@@ -274,6 +276,8 @@ class DmhubClient:
             headers={"Accept": "application/json", "User-Agent": "dmhub-adapter"},
             follow_redirects=False,
         )
+        #: parsed URLs of the calls, by (path, token): see :meth:`_url`
+        self._urls: dict[tuple[str, Any], httpx.URL] = {}
 
     def with_token_source(self, token_source: TokenSource) -> DmhubClient:
         """A client that shares this one's connection pool and calls DM Hub with ``token_source``.
@@ -314,6 +318,40 @@ class DmhubClient:
             pool=min(self.timeouts.connect, left),
         )
 
+    def _url(self, path: str, query: Mapping[str, Any]) -> httpx.URL:
+        """The URL of a call: ``path`` on the base URL with ``query``, as httpx's client merges them.
+
+        Parsing and quoting a URL is most of the CPU httpx spends building a request, and the
+        event calls' URLs differ only by the token: those (path alone, or path and token) are
+        kept, a bounded few, so a batch's calls reuse one parsed URL."""
+        token_only = not query or (len(query) == 1 and "access_token" in query)
+        key = (path, query.get("access_token")) if token_only else None
+        if key is not None:
+            found = self._urls.get(key)
+            if found is not None:
+                return found
+        merge = httpx.URL(path)
+        if merge.is_relative_url:
+            base = self._http.base_url  # httpx keeps it ending in "/"
+            url = base.copy_with(raw_path=base.raw_path + merge.raw_path.lstrip(b"/"))
+        else:
+            url = merge
+        if query:
+            url = httpx.URL(url, params=query)
+        if key is not None:
+            if len(self._urls) >= _URL_CACHE_SIZE:
+                self._urls.clear()  # a renewed token's URLs replace the old ones
+            self._urls[key] = url
+        return url
+
+    def _headers(self, extra: Mapping[str, str]) -> httpx.Headers:
+        """The client's headers with ``extra`` over them (as httpx's client merges them)."""
+        if not extra:
+            return self._http.headers
+        merged = httpx.Headers(self._http.headers)
+        merged.update(extra)
+        return merged
+
     def _request(
         self,
         method: str,
@@ -335,12 +373,18 @@ class DmhubClient:
             else:
                 query["access_token"] = token
         timeout = self._timeout(deadline)
-        extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
         started = time.perf_counter()
         try:
-            response = self._http.request(
-                method, path, params=query, json=json, data=data, headers=sent_headers or None, **extra
+            request = httpx.Request(
+                method,
+                self._url(path, query),
+                json=json,
+                data=data,
+                headers=self._headers(sent_headers),
+                cookies=self._http.cookies or None,
+                extensions={} if timeout is None else {"timeout": timeout.as_dict()},
             )
+            response = self._http.send(request)
         except httpx.TimeoutException as exc:
             raise TransportError(f"{what}: timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
