@@ -439,9 +439,12 @@ class Sender:
                 stats.add("retried")
                 self.sleep(delay)
 
+        claim_keys: dict[str, str] = {}
+        for message_id, _, queued in chunk:
+            claim_keys.setdefault(message_id, queued.claim_key)  # a lookup per event, not a scan of 100
+
         def delivered(message_id: str, body: str) -> None:
-            queued = next(q for m, _, q in chunk if m == message_id)
-            self.claims.mark_delivered(queued.claim_key, COLLECTOR_PLACEHOLDER)
+            self.claims.mark_delivered(claim_keys[message_id], COLLECTOR_PLACEHOLDER)
             stats.add("delivered")
 
         self._each(chunk, delivered, failed)
