@@ -252,10 +252,10 @@ def test_records_are_sent_concurrently_with_a_bound(env: Env) -> None:
     assert 2 <= env.fake.max_in_flight <= 4
 
 
-def test_batches_share_one_pool_of_concurrency_threads(env: Env) -> None:
-    """A warm container's batches run on the threads the first batch started, never more than
-    ``concurrency`` of them: every record waits until all four are in, so each batch needs
-    four threads at once, and a pool per batch would start four new ones each time."""
+def test_batches_share_one_pool_started_once(env: Env) -> None:
+    """A warm container's batches run on the threads the pool started once (``2 x concurrency``
+    at most): every record waits until all four are in, so each batch needs four threads at
+    once, and a pool per batch would start four new ones each time."""
     env.sender.concurrency = 4
     together = threading.Barrier(4, timeout=10)
     workers: set[threading.Thread] = set()  # the objects, so an id cannot be reused
@@ -265,15 +265,50 @@ def test_batches_share_one_pool_of_concurrency_threads(env: Env) -> None:
         together.wait()
 
     env.fake.hook = meet
-    for batch in range(3):
+    for batch in range(4):
         bodies = [queued(batch * 4 + n, customer_id=5) for n in range(4)]
         response, stats = env.sender.process_batch(sqs_event(bodies), None)
         assert response == {"batchItemFailures": []} and stats.delivered == 4
-    assert len(workers) == 4
+    assert 4 <= len(workers) <= 8
+    first = set(workers)
     env.sender.close()
     response, stats = env.sender.process_batch(sqs_event([queued(90 + n, customer_id=5) for n in range(4)]), None)
     assert stats.delivered == 4  # a closed sender makes a new pool for its next batch
-    assert len(workers) == 8
+    assert len(workers - first) == 4
+    env.sender.close()
+
+
+def test_a_claim_write_does_not_hold_a_dm_hub_slot(env: Env) -> None:
+    """Two DM Hub slots, three records: the first two records' claim writes wait until the third
+    record's DM Hub call has started, which they could not if a record kept its slot (or its
+    thread of ``concurrency``) through the write."""
+    env.sender.concurrency = 2
+    third_called = threading.Event()
+    posted: list[str] = []
+    lock = threading.Lock()
+
+    def called() -> None:
+        with lock:
+            posted.append(threading.current_thread().name)
+            if len(posted) == 3:
+                third_called.set()
+
+    env.fake.hook = called
+    original = env.claims.mark_delivered
+    waited: list[bool] = []
+
+    def mark_delivered(key: str, dmhub_id: int | str | None) -> None:
+        with lock:
+            first_two = len(waited) < 2
+            waited.append(True)
+        if first_two:
+            assert third_called.wait(timeout=10), "the third record's call never started"
+        original(key, dmhub_id)
+
+    env.claims.mark_delivered = mark_delivered  # type: ignore[method-assign]
+    response, stats = env.sender.process_batch(sqs_event([queued(n, customer_id=5) for n in range(3)]), None)
+    assert response == {"batchItemFailures": []} and stats.delivered == 3
+    assert env.fake.max_in_flight <= 2
     env.sender.close()
 
 

@@ -11,10 +11,14 @@ For each SQS record (a :class:`~dmhub_adapter.model.customer_event.QueuedEvent`)
   invocation has time; then the record fails (``batchItemFailures``) and SQS redelivers it,
   until the queue's redrive moves it to the dead-letter queue.
 
-Records of a batch are processed concurrently (bounded by ``concurrency``) on one thread
-pool the sender keeps for the container's life: a warm container's batch starts its DM Hub
-calls at once instead of first starting a thread per record. The ``externalId`` is always
-sent, so a retry — here or after a redelivery — never doubles an event in DM Hub.
+Records of a batch are processed concurrently on one thread pool the sender keeps for the
+container's life (a warm container's batch starts its DM Hub calls at once instead of first
+starting a thread per record). At most ``concurrency`` records are in their DM Hub call (with
+its retries) at a time, each holding a slot; the claim write and any dead-lettering follow
+outside the slot, on the pool's other ``concurrency`` threads, so in a batch larger than
+``concurrency`` the next record's call does not wait for a finished record's write. With
+``concurrency`` 1 the records go one after another in the invoking thread. The ``externalId``
+is always sent, so a retry — here or after a redelivery — never doubles an event in DM Hub.
 
 Three ways to DM Hub (``DMHUB_API`` / ``DMHUB_EVENT_ENDPOINT``):
 
@@ -200,22 +204,36 @@ class Sender:
         #: the v1 collector is used only with v1 (v2 has no collector)
         self.collector = api == "v1" and endpoint == "collector"
         self._executor: ThreadPoolExecutor | None = None
-        self._executor_size = 0
+        self._dmhub_slots = threading.BoundedSemaphore(self.concurrency)
+        self._sized_for = self.concurrency
         self._executor_lock = threading.Lock()
 
-    def _pool(self) -> ThreadPoolExecutor:
-        """The records' thread pool, ``concurrency`` threads, made on first use and kept (a
-        changed ``concurrency`` gets a new pool; the old one finishes its work and goes)."""
+    def _resize(self) -> None:
+        """Follow a changed ``concurrency`` (call with the lock held): new slots, and a new pool
+        (the old one finishes its work and goes)."""
+        if self._sized_for != self.concurrency:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+            self._dmhub_slots = threading.BoundedSemaphore(self.concurrency)
+            self._sized_for = self.concurrency
+
+    def _slots(self) -> threading.BoundedSemaphore:
+        """The ``concurrency`` DM Hub slots: a record holds one for its DM Hub call and retries."""
         with self._executor_lock:
-            pool = self._executor
-            if pool is None or self._executor_size != self.concurrency:
-                if pool is not None:
-                    pool.shutdown(wait=False)
-                pool = self._executor = ThreadPoolExecutor(
-                    max_workers=self.concurrency, thread_name_prefix="dmhub-sender"
+            self._resize()
+            return self._dmhub_slots
+
+    def _pool(self) -> ThreadPoolExecutor:
+        """The records' thread pool, made on first use and kept: ``2 x concurrency`` threads, so
+        that records whose claim write is still running leave every DM Hub slot in use."""
+        with self._executor_lock:
+            self._resize()
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=2 * self.concurrency, thread_name_prefix="dmhub-sender"
                 )
-                self._executor_size = self.concurrency
-            return pool
+            return self._executor
 
     def close(self) -> None:
         """Stop the records' thread pool (after the work it has); a later batch makes a new one."""
@@ -246,44 +264,59 @@ class Sender:
             "source": queued.source,
             "event_type": queued.event.event,
         }
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                dmhub_id = self._send(queued, deadline)
-            except DmhubError as error:
-                if not error.retryable:
-                    self.logger.warning("permanent failure", extra={**log, "reason": error.describe()})
-                    return self._dead_letter(
-                        body,
-                        queued,
-                        message_id,
-                        reason=error.describe(),
-                        kind=error.kind,
-                        field_errors=error.field_errors,
-                        attempts=attempt,
-                        stats=stats,
-                        original=original,
+        dmhub_id, refused, attempts = self._call_dmhub(queued, deadline, log, stats)
+        if refused is not None:
+            self.logger.warning("permanent failure", extra={**log, "reason": refused.describe()})
+            return self._dead_letter(
+                body,
+                queued,
+                message_id,
+                reason=refused.describe(),
+                kind=refused.kind,
+                field_errors=refused.field_errors,
+                attempts=attempts,
+                stats=stats,
+                original=original,
+            )
+        self.claims.mark_delivered(queued.claim_key, dmhub_id)
+        stats.add("delivered")
+        self.logger.info("delivered", extra={**log, "attempts": attempts, "dmhub_id": dmhub_id})
+        return RecordResult(message_id, RecordOutcome.DELIVERED, attempts, dmhub_id=dmhub_id)
+
+    def _call_dmhub(
+        self, queued: QueuedEvent, deadline: float, log: dict[str, Any], stats: BatchStats
+    ) -> tuple[int | str | None, DmhubError | None, int]:
+        """The event's DM Hub call with its retries, holding one of the ``concurrency`` DM Hub
+        slots: ``(DM Hub's id, None, attempts)`` when sent, ``(None, the error, attempts)`` when
+        refused for good. Raises :class:`RetryLater` when the error is retryable but time or
+        attempts ran out.
+
+        The claim write and the dead-lettering come after, outside the slot: a record's 5 ms
+        DynamoDB write does not keep the next record of a batch larger than ``concurrency``
+        from its DM Hub call."""
+        with self._slots():
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    return self._send(queued, deadline), None, attempt
+                except DmhubError as error:
+                    if not error.retryable:
+                        return None, error, attempt
+                    delay = self.policy.delay(attempt, error, self.rng)
+                    left = deadline - time.monotonic()
+                    if not self.policy.should_retry(attempt, error, delay, left):
+                        stats.add("left_for_retry")
+                        stats.note(f"back to the queue {_label(queued)}: {error.describe()}")
+                        self.logger.warning(
+                            "left for redelivery", extra={**log, "attempts": attempt, "reason": error.describe()}
+                        )
+                        raise RetryLater(error.describe()) from None
+                    stats.add("retried")
+                    self.logger.info(
+                        "retrying", extra={**log, "attempt": attempt, "delay": round(delay, 3), "reason": error.kind}
                     )
-                delay = self.policy.delay(attempt, error, self.rng)
-                left = deadline - time.monotonic()
-                if not self.policy.should_retry(attempt, error, delay, left):
-                    stats.add("left_for_retry")
-                    stats.note(f"back to the queue {_label(queued)}: {error.describe()}")
-                    self.logger.warning(
-                        "left for redelivery", extra={**log, "attempts": attempt, "reason": error.describe()}
-                    )
-                    raise RetryLater(error.describe()) from None
-                stats.add("retried")
-                self.logger.info(
-                    "retrying", extra={**log, "attempt": attempt, "delay": round(delay, 3), "reason": error.kind}
-                )
-                self.sleep(delay)
-                continue
-            self.claims.mark_delivered(queued.claim_key, dmhub_id)
-            stats.add("delivered")
-            self.logger.info("delivered", extra={**log, "attempts": attempt, "dmhub_id": dmhub_id})
-            return RecordResult(message_id, RecordOutcome.DELIVERED, attempt, dmhub_id=dmhub_id)
+                    self.sleep(delay)
 
     def _send(self, queued: QueuedEvent, deadline: float) -> int | str | None:
         event = queued.event
@@ -455,11 +488,14 @@ class Sender:
         """Run ``action(message_id, body)`` for every record of ``chunk`` on the bounded pool."""
         lock = threading.Lock()
         local: list[str] = []
+        # the pool has room for twice as many; these writes (or calls) stay `concurrency` at a time
+        running = threading.BoundedSemaphore(self.concurrency)
 
         def run(item: tuple[str, str, QueuedEvent]) -> None:
             message_id, body, _ = item
             mine: list[str] = []
-            self._guarded(lambda: action(message_id, body), message_id, mine)
+            with running:
+                self._guarded(lambda: action(message_id, body), message_id, mine)
             if mine:
                 with lock:
                     local.extend(mine)
