@@ -54,9 +54,9 @@ def process_partial_response(
     """Run ``record_handler`` on every record (``concurrency`` at a time) and answer
     ``{"batchItemFailures": [{"itemIdentifier": <messageId>}, ...]}`` for those that raised.
 
-    ``executor``, when given, runs the records instead of a pool made for this batch; it must be
-    bounded by ``concurrency`` itself (the sender keeps one for the container's life, so a
-    batch does not pay for starting its threads). Failures of the ``expected`` types are
+    ``executor``, when given, runs the records instead of a pool made for this batch, with its
+    own bound (the sender keeps one for the container's life, so a batch does not pay for
+    starting its threads, and bounds its DM Hub calls itself). Failures of the ``expected`` types are
     outcomes the handler has logged; any other is logged here as a warning (its type only:
     messages can quote payloads)."""
     log = logger or logging.getLogger("dmhub_adapter.sender")
