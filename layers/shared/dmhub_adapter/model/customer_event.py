@@ -202,6 +202,9 @@ class Identity(BaseModel):
 class _EventFields(BaseModel):
     """Fields shared by what we send and what DM Hub returns."""
 
+    # never validated itself: building its validator would only lengthen every cold start
+    model_config = ConfigDict(defer_build=True)
+
     event: str = Field(min_length=1, max_length=EVENT_MAX)
     targetId: str | None = Field(default=None, max_length=TARGET_MAX)
     targetName: str | None = Field(default=None, max_length=TARGET_MAX)
@@ -231,7 +234,7 @@ class CustomerEvent(_EventFields):
     in DM Hub and refused here.
     """
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, defer_build=False)
 
     READ_ONLY: ClassVar[frozenset[str]] = frozenset({"id", "lastUpdated"})
 
@@ -296,7 +299,8 @@ class StoredCustomerEvent(BaseModel):
     comes as text from some APIs), custom attributes as extra keys. A created event is never
     counted as failed because of its echo."""
 
-    model_config = ConfigDict(extra="allow")
+    # built on first use: only the sender reads DM Hub's answers, the ingest never does
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: int | str
     customerId: Any = None
