@@ -232,6 +232,56 @@ def measure(runs: int = 7) -> list[ColdResult]:
     return results
 
 
+_PYDANTIC = """
+import time
+t0 = time.perf_counter()
+from pydantic import BaseModel
+class First(BaseModel):
+    value: int
+First(value=1)
+print(time.perf_counter() - t0)
+"""
+
+_PYDANTIC_AND_MODELS = """
+import time
+t0 = time.perf_counter()
+from pydantic import BaseModel
+class First(BaseModel):
+    value: int
+First(value=1)
+t1 = time.perf_counter()
+import dmhub_adapter.mapping.config
+import dmhub_adapter.model.customer_event
+print(time.perf_counter() - t1)
+"""
+
+
+@dataclass
+class Obstacle:
+    """What pydantic costs a cold start, measured beside the floor in fresh interpreters."""
+
+    #: ``from pydantic import BaseModel`` and a first one-field model, seconds
+    pydantic: float
+    #: building the runtime's own pydantic classes (event model, mapping files) after that, seconds
+    models: float
+    #: ``import boto3`` and the ingest's clients, seconds
+    floor: float
+
+
+def measure_obstacle(runs: int = 7) -> Obstacle:
+    """The medians of pydantic's own first use, of our model classes after it, and of the
+    ingest's floor, taking turns like :func:`measure`."""
+    path = [str(LAYER_SOURCE)]
+    programs = [
+        _Program("floor", _floor_code("ingest"), path, ENV),
+        _Program("pydantic", _PYDANTIC, path, ENV),
+        _Program("models", _PYDANTIC_AND_MODELS, path, ENV),
+    ]
+    with tempfile.TemporaryDirectory(prefix="dmhub-adapter-pycache-") as pycache:
+        medians = _medians(programs, runs, python=sys.executable, pycache=pycache)
+    return Obstacle(pydantic=medians["pydantic"], models=medians["models"], floor=medians["floor"])
+
+
 def built_interpreter() -> str | None:
     """CPython 3.13 for the built layer (its bytecode is for 3.13), when pyenv has it."""
     env = {**os.environ, "PYENV_VERSION": os.environ.get("PYENV_VERSION", "3.13.0")}
