@@ -5,9 +5,11 @@ Each run is a new ``python`` process timing (perf_counter) the import of
 package's own code (boto3 clients from its client cache; the sender's DM Hub client, which
 holds an ``httpx.Client``). ``+first request`` also imports what the first request pulls in
 lazily (ingest: pipeline, sources, mapping engine, model, the secrets provider; sender: the
-runtime it builds, Powertools logging and metrics, its batch processing), which is the real cold
-start. The floor is ``import boto3`` plus the same boto3 clients (sender: and an
-``httpx.Client``).
+runtime it builds, Powertools logging and metrics, its batch processing) and does the first
+request's own work without its network calls (ingest: load the WeChat mapping, verify, decrypt
+and map a signed follow, serialise the queued event; sender: parse and validate that event and
+build DM Hub's request body), which is the real cold start. The floor is ``import boto3`` plus
+the same boto3 clients (sender: and an ``httpx.Client``).
 
 Fair on both sides:
 
@@ -92,7 +94,34 @@ from dmhub_adapter import aws
 for service in {clients!r}:
     aws.client(service)
 {http}
+{work}
 print(time.perf_counter() - t0)
+"""
+
+#: the first request's own work, without its AWS and DM Hub calls: the ingest loads the source's
+#: mapping, verifies, decrypts and maps a signed WeChat follow and serialises the queued event;
+#: the sender parses and validates that queued event and builds DM Hub's request body
+_INGEST_WORK = """
+from dmhub_adapter.ingest.pipeline import queued_event
+from dmhub_adapter.mapping.engine import map_payload
+from dmhub_adapter.model.customer_event import SEED_ATTRIBUTE_BUDGET
+from dmhub_adapter.sources.base import Account
+from dmhub_adapter.sources.registry import source_for
+from dmhub_adapter.webhook import WebhookRequest
+source = source_for("wechat")
+request = WebhookRequest(method="POST", source="wechat", account="demo", body={body!r}, query={query!r},
+                         raw_query={raw_query!r}, headers={{}}, received_at={now!r}, request_id="cold")
+inbound = source.receive(request, Account("wechat", "demo", source.mapping, {secret!r}))
+meta = {{"source": "wechat", "account": "demo", "received_at": int(request.received_at)}}
+queued = [queued_event("wechat", request, mapped, SEED_ATTRIBUTE_BUDGET).model_dump_json()
+          for result in map_payload(source.mapping, inbound.messages, meta) for mapped in result.events]
+assert len(queued) == 1
+"""
+
+_SENDER_WORK = """
+from dmhub_adapter.sender.core import parse_body
+_, event = parse_body({queued!r})
+assert event.event.to_request()["event"]
 """
 
 _FLOOR = """
@@ -159,8 +188,22 @@ def _medians(programs: list[_Program], runs: int, *, python: str, isolated: bool
     return {label: statistics.median(values) for label, values in times.items()}
 
 
+def _first_work() -> dict[str, str]:
+    """Each handler's first-request work as code, around one signed WeChat follow built here
+    (the tools package that signs it is not on a built layer's path)."""
+    from bench.ingest_cost import WECHAT_SECRET, cases
+
+    wechat = cases()[0]
+    request = wechat.request
+    queued = wechat.library()[0].model_dump_json()
+    ingest = _INGEST_WORK.format(body=request.body, query=request.query, raw_query=request.raw_query,
+                                 now=request.received_at, secret=WECHAT_SECRET)
+    return {"ingest": ingest, "sender": _SENDER_WORK.format(queued=queued)}
+
+
 def _handler_code(name: str, app: Path, first: tuple[str, ...]) -> str:
-    return _HANDLER.format(path=str(app), first=first, clients=CLIENTS[name], http=HTTP_CLIENT[name])
+    work = _first_work()[name] if first else ""
+    return _HANDLER.format(path=str(app), first=first, clients=CLIENTS[name], http=HTTP_CLIENT[name], work=work)
 
 
 def _floor_code(name: str) -> str:
@@ -187,6 +230,56 @@ def measure(runs: int = 7) -> list[ColdResult]:
             floor = medians.pop("floor")
             results += [ColdResult(f"{name}: {label}", seconds, floor) for label, seconds in medians.items()]
     return results
+
+
+_PYDANTIC = """
+import time
+t0 = time.perf_counter()
+from pydantic import BaseModel
+class First(BaseModel):
+    value: int
+First(value=1)
+print(time.perf_counter() - t0)
+"""
+
+_PYDANTIC_AND_MODELS = """
+import time
+t0 = time.perf_counter()
+from pydantic import BaseModel
+class First(BaseModel):
+    value: int
+First(value=1)
+t1 = time.perf_counter()
+import dmhub_adapter.mapping.config
+import dmhub_adapter.model.customer_event
+print(time.perf_counter() - t1)
+"""
+
+
+@dataclass
+class Obstacle:
+    """What pydantic costs a cold start, measured beside the floor in fresh interpreters."""
+
+    #: ``from pydantic import BaseModel`` and a first one-field model, seconds
+    pydantic: float
+    #: building the runtime's own pydantic classes (event model, mapping files) after that, seconds
+    models: float
+    #: ``import boto3`` and the ingest's clients, seconds
+    floor: float
+
+
+def measure_obstacle(runs: int = 7) -> Obstacle:
+    """The medians of pydantic's own first use, of our model classes after it, and of the
+    ingest's floor, taking turns like :func:`measure`."""
+    path = [str(LAYER_SOURCE)]
+    programs = [
+        _Program("floor", _floor_code("ingest"), path, ENV),
+        _Program("pydantic", _PYDANTIC, path, ENV),
+        _Program("models", _PYDANTIC_AND_MODELS, path, ENV),
+    ]
+    with tempfile.TemporaryDirectory(prefix="dmhub-adapter-pycache-") as pycache:
+        medians = _medians(programs, runs, python=sys.executable, pycache=pycache)
+    return Obstacle(pydantic=medians["pydantic"], models=medians["models"], floor=medians["floor"])
 
 
 def built_interpreter() -> str | None:

@@ -44,6 +44,8 @@ class Case:
     name: str
     library: Callable[[], Any]
     floor: Callable[[], Any]
+    #: the signed request both sides take
+    request: WebhookRequest
 
 
 def _request(source: str, sample: Any, received_at: float) -> WebhookRequest:
@@ -180,9 +182,9 @@ def cases() -> list[Case]:
     taobao = _request("taobao", build_sample("taobao-paid", TAOBAO_SECRET, now=now), now)
     return [
         Case("WeChat follow, safe mode (AES)", _library("wechat", wechat, WECHAT_SECRET),
-             wechat_floor(wechat, WECHAT_SECRET)),
+             wechat_floor(wechat, WECHAT_SECRET), wechat),
         Case("Taobao payment, md5-signed relay", _library("taobao", taobao, TAOBAO_SECRET),
-             taobao_floor(taobao, TAOBAO_SECRET)),
+             taobao_floor(taobao, TAOBAO_SECRET), taobao),
     ]
 
 

@@ -36,6 +36,13 @@ HAND_WRITTEN = [
     "@",
     "a > `1`",
     "split(a, ',')",
+    "a == 'x'",
+    "'' != a",
+    "contains(a, 'x')",
+    "contains(a, b)",
+    "contains(['x', 'event'], a)",
+    "join(a, b)",
+    "join(',', a)",
 ]
 
 

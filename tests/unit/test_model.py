@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -273,3 +274,22 @@ def test_queued_event_needs_identity_or_customer_and_an_external_id() -> None:
 def test_date_digits_are_ascii() -> None:
     with pytest.raises(ValidationError, match="date"):
         event(date="２０１７-06-07T03:43:00Z")
+
+
+def test_a_queued_event_from_the_queue_is_validated_in_full() -> None:
+    # a built CustomerEvent is taken as built; JSON read off the queue meets every rule again
+    queued = QueuedEvent(
+        source="wechat", account="demo", claim_key="wechat#demo#x1",
+        identity=Identity(type="wechat", value="o1"), event=event(),
+    )
+    data = queued.model_dump(mode="json")
+    assert QueuedEvent.model_validate_json(json.dumps(data)) == queued
+    for broken, problem in (
+        ({"targetId": "t1"}, "take no targetId"),
+        ({"id": 7}, "read-only"),
+        ({f"a{i}": "x" for i in range(6)}, "at most 5"),
+        ({"date": "2026-12-04 10:00:00"}, "YYYY-MM-DDTHH:MM:SSZ"),
+    ):
+        tampered = {**data, "event": {**data["event"], **broken}}
+        with pytest.raises(ValidationError, match=problem):
+            QueuedEvent.model_validate_json(json.dumps(tampered))

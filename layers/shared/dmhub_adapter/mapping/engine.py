@@ -71,17 +71,18 @@ class MessageResult:
 Getter = Callable[[dict[str, Any]], Any]
 
 
-def _compile_value(spec: ValueSpec, limit: int | None = None) -> Getter:
+def _compile_value(spec: ValueSpec, limit: int | None = None, *, field_of: tuple[str, str] | None = None
+                   ) -> Getter:
     """A ValueSpec as one closure (built once per mapping; pydantic private attributes are
-    slow to read on every message)."""
+    slow to read on every message). With ``field_of=(rule, field)`` a conversion or JMESPath
+    error becomes a :class:`MappingError` naming them, inside the same closure: the getters run
+    for every field of every event."""
     chain = list(spec._chain)
     default = spec.default
     truncate_to = limit if spec.truncate else None
+    raw: Getter
     if spec.path is not None:
-        evaluate = spec._compiled.evaluate
-
-        def raw(context: dict[str, Any]) -> Any:
-            return evaluate(context)
+        raw = spec._compiled.evaluate
     elif spec.template is not None:
         template = spec.template
         parts = [(placeholder, compiled.evaluate) for placeholder, compiled in spec._template_parts]
@@ -95,9 +96,12 @@ def _compile_value(spec: ValueSpec, limit: int | None = None) -> Getter:
             return text
     else:
         constant = spec.value
-
-        def raw(context: dict[str, Any]) -> Any:
-            return copy.copy(constant)
+        if constant is None or isinstance(constant, (str, int, float)):
+            def raw(context: dict[str, Any]) -> Any:
+                return constant
+        else:
+            def raw(context: dict[str, Any]) -> Any:
+                return copy.copy(constant)
 
     apply = converters.apply
 
@@ -111,19 +115,25 @@ def _compile_value(spec: ValueSpec, limit: int | None = None) -> Getter:
             value = value[:truncate_to]
         return value
 
-    return value_of
+    if field_of is None:
+        return value_of
+    rule, name = field_of
 
-
-def _guarded(getter: Getter, rule: str, name: str) -> Getter:
-    """Errors from odd payloads become a MappingError naming the rule and the field."""
-
-    def value_of(context: dict[str, Any]) -> Any:
+    def guarded(context: dict[str, Any]) -> Any:
+        # value_of's body again rather than a call to it: one Python call less per field
         try:
-            return getter(context)
+            value = raw(context)
+            if (value is None or value == "") and default is not None:
+                value = default
+            if chain:
+                value = apply(chain, value)
         except (converters.ConversionError, JMESPathError) as exc:
             raise MappingError(f"rule {rule!r}, field {name!r}: {exc}") from exc
+        if truncate_to is not None and isinstance(value, str) and len(value) > truncate_to:
+            value = value[:truncate_to]
+        return value
 
-    return value_of
+    return guarded
 
 
 def _text(value: Any, rule: str, name: str) -> str:
@@ -173,10 +183,10 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
         return _RulePlan(rule.name, rule.skip, rule.continue_, when, foreach)
     assert rule.event is not None and rule.external_id is not None and rule.date is not None
     fields = [
-        (name, _guarded(_compile_value(spec, _LIMITS.get(name)), rule.name, name))
+        (name, _compile_value(spec, _LIMITS.get(name), field_of=(rule.name, name)))
         for name, spec in {**mapping.defaults.fields, **rule.fields}.items()
     ] + [
-        (name, _guarded(_compile_value(spec, ATTRIBUTE_TRUNCATE_MAX), rule.name, f"attributes.{name}"))
+        (name, _compile_value(spec, ATTRIBUTE_TRUNCATE_MAX, field_of=(rule.name, f"attributes.{name}")))
         for name, spec in rule.attributes.items()
     ]
     identity_spec = rule.identity or mapping.defaults.identity
@@ -184,12 +194,12 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
     if identity_spec is not None:
         identity = _IdentityPlan(
             type=identity_spec.type,
-            type_from=(_guarded(_compile_value(identity_spec.type_from), rule.name, "identity.typeFrom")
+            type_from=(_compile_value(identity_spec.type_from, field_of=(rule.name, "identity.typeFrom"))
                        if identity_spec.type_from else None),
             create=identity_spec.create,
-            value=_guarded(_compile_value(identity_spec.value), rule.name, "identity.value"),
+            value=_compile_value(identity_spec.value, field_of=(rule.name, "identity.value")),
             name=(
-                _guarded(_compile_value(identity_spec.name), rule.name, "identity.name")
+                _compile_value(identity_spec.name, field_of=(rule.name, "identity.name"))
                 if identity_spec.name
                 else None
             ),
@@ -200,9 +210,9 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
         continue_=rule.continue_,
         when=when,
         foreach=foreach,
-        event=_guarded(_compile_value(rule.event), rule.name, "event"),
-        external_id=_guarded(_compile_value(rule.external_id), rule.name, "externalId"),
-        date=_guarded(_compile_value(rule.date), rule.name, "date"),
+        event=_compile_value(rule.event, field_of=(rule.name, "event")),
+        external_id=_compile_value(rule.external_id, field_of=(rule.name, "externalId")),
+        date=_compile_value(rule.date, field_of=(rule.name, "date")),
         fields=tuple(fields),
         identity=identity,
         attribute_kinds=tuple(rule.attribute_kinds().items()),

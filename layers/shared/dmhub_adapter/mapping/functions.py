@@ -92,6 +92,12 @@ def _compile_node(node: dict[str, Any]) -> Evaluator:
         return lambda value: value
     if kind == "comparator" and node["value"] in ("eq", "ne"):
         left, right = (_compile_node(child) for child in children)
+        if any(child["type"] == "literal" and isinstance(child["value"], str) for child in children):
+            # Against a text literal JMESPath equality is Python's: its one special case (0 and 1
+            # never equal false and true) needs a number on one side and a boolean on the other.
+            if node["value"] == "eq":
+                return lambda value: left(value) == right(value)
+            return lambda value: left(value) != right(value)
         if node["value"] == "eq":
             return lambda value: visitor._equals(left(value), right(value))
         return lambda value: not visitor._equals(left(value), right(value))
@@ -161,6 +167,9 @@ def _orderable(value: Any) -> bool:
 
 def _compile_call(name: str, arguments: list[Evaluator]) -> Evaluator:
     call = _FUNCTIONS.call_function
+    fast = _FAST_CALLS.get(name)
+    if fast is not None and len(arguments) == 2:
+        return fast(call, *arguments)
     spec = _FUNCTIONS.FUNCTION_TABLE.get(name)
     signature: list[dict[str, Any]] = spec["signature"] if spec else []
     # Functions with plain argument types get their type check precomputed; anything else
@@ -180,6 +189,17 @@ def _compile_call(name: str, arguments: list[Evaluator]) -> Evaluator:
     ]
     check_single = _FUNCTIONS._type_check_single
 
+    if len(arguments) == 1:
+        (only,), (check,) = arguments, checks
+
+        def invoke_one(value: Any) -> Any:
+            current = only(value)
+            if check is not None and type(current).__name__ not in check[0]:
+                check_single(current, check[1], name)  # raises JMESPathTypeError
+            return function(_FUNCTIONS, current)
+
+        return invoke_one
+
     def invoke(value: Any) -> Any:
         resolved = [argument(value) for argument in arguments]
         for current, check in zip(resolved, checks, strict=True):
@@ -188,6 +208,38 @@ def _compile_call(name: str, arguments: list[Evaluator]) -> Evaluator:
         return function(_FUNCTIONS, *resolved)
 
     return invoke
+
+
+def _fast_join(call: Callable[[str, list[Any]], Any], separator_of: Evaluator, items_of: Evaluator) -> Evaluator:
+    """``join(separator, items)``: text items joined directly; anything else through jmespath,
+    which refuses it exactly as the interpreter would."""
+
+    def join(value: Any) -> Any:
+        separator, items = separator_of(value), items_of(value)
+        if type(separator) is str and type(items) is list and all(type(item) is str for item in items):
+            return separator.join(items)
+        return call("join", [separator, items])
+
+    return join
+
+
+def _fast_contains(call: Callable[[str, list[Any]], Any], subject_of: Evaluator, search_of: Evaluator
+                   ) -> Evaluator:
+    """``contains(subject, search)`` on a list, or text in text, directly; anything else through
+    jmespath."""
+
+    def contains(value: Any) -> Any:
+        subject, search = subject_of(value), search_of(value)
+        if type(subject) is list or (type(subject) is str and type(search) is str):
+            return search in subject
+        return call("contains", [subject, search])
+
+    return contains
+
+
+#: built-in functions with array arguments that rules use on every message, evaluated directly
+#: for the argument types they are meant for (the generic path type-checks every element)
+_FAST_CALLS: dict[str, Callable[..., Evaluator]] = {"join": _fast_join, "contains": _fast_contains}
 
 
 @dataclass(frozen=True)

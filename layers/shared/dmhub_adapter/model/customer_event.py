@@ -47,6 +47,8 @@ from pydantic import (
     Field,
     StrictInt,
     ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_serializer,
     model_validator,
@@ -200,6 +202,9 @@ class Identity(BaseModel):
 class _EventFields(BaseModel):
     """Fields shared by what we send and what DM Hub returns."""
 
+    # never validated itself: building its validator would only lengthen every cold start
+    model_config = ConfigDict(defer_build=True)
+
     event: str = Field(min_length=1, max_length=EVENT_MAX)
     targetId: str | None = Field(default=None, max_length=TARGET_MAX)
     targetName: str | None = Field(default=None, max_length=TARGET_MAX)
@@ -229,25 +234,22 @@ class CustomerEvent(_EventFields):
     in DM Hub and refused here.
     """
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, defer_build=False)
 
     READ_ONLY: ClassVar[frozenset[str]] = frozenset({"id", "lastUpdated"})
 
     customerId: Long | None = None
     date: str  # type: ignore[assignment]  # required when sending
 
-    @model_validator(mode="before")
-    @classmethod
-    def _refuse_read_only(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            present = sorted(cls.READ_ONLY.intersection(data))
-            if present:
-                raise ValueError(f"{', '.join(present)} read-only in DM Hub and never sent")
-        return data
-
+    # One after-validator for every rule across fields: each model validator is a Python call
+    # with its own validation info on every event the ingest maps.
     @model_validator(mode="after")
     def _custom_attributes(self, info: ValidationInfo) -> CustomerEvent:
-        extras = self.custom_attributes
+        extras = self.__pydantic_extra__ or {}
+        if extras and not self.READ_ONLY.isdisjoint(extras):
+            # not declared fields, so they arrive as extra keys
+            present = sorted(self.READ_ONLY.intersection(extras))
+            raise ValueError(f"{', '.join(present)} read-only in DM Hub and never sent")
         if extras and not self.event.startswith(CUSTOM_EVENT_PREFIX):
             raise ValueError(
                 f"custom attributes {sorted(extras)} are only allowed on custom event types "
@@ -297,7 +299,8 @@ class StoredCustomerEvent(BaseModel):
     comes as text from some APIs), custom attributes as extra keys. A created event is never
     counted as failed because of its echo."""
 
-    model_config = ConfigDict(extra="allow")
+    # built on first use: only the sender reads DM Hub's answers, the ingest never does
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: int | str
     customerId: Any = None
@@ -336,6 +339,15 @@ class StoredCustomerEvent(BaseModel):
         return dict(self.__pydantic_extra__ or {})
 
 
+def _validated_event(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """A :class:`CustomerEvent` instance is taken as it is: it was validated when it was built
+    and on every assignment since, and its after-validator would otherwise run a second time on
+    every event the ingest queues. Anything else (the queue's JSON) is validated in full."""
+    if type(value) is CustomerEvent:
+        return value
+    return handler(value)
+
+
 class QueuedEvent(BaseModel):
     """What travels on the EventQueue: one validated event, its identity and provenance."""
 
@@ -348,7 +360,7 @@ class QueuedEvent(BaseModel):
     trace_id: str | None = None
     rule: str | None = None
     identity: Identity | None = None
-    event: CustomerEvent
+    event: Annotated[CustomerEvent, WrapValidator(_validated_event)]
     #: kinds of the event's custom attributes that are not text (DM Hub's quantity/amount)
     attribute_kinds: dict[str, AttributeKind] = Field(default_factory=dict)
 

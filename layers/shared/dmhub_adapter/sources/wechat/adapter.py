@@ -63,6 +63,8 @@ SWAP_GUARD_SECONDS = 400 * 86400
 DECRYPT_FAILED = "Encrypt could not be decrypted with this account's key"
 
 Mode = Literal["plain", "compat", "safe"]
+#: accounts whose settings one adapter keeps (a container serves a handful)
+_CONFIG_CACHE_MAX = 256
 
 #: options a mapping file may set for every account (secrets may override the last two)
 OPTION_TYPES: dict[str, type] = {
@@ -240,6 +242,22 @@ class WeChatSource:
             raise ValueError("; ".join(problems))
         self.options: dict[str, Any] = dict(mapping.options)
         self.max_body_bytes = int(self.options.get("max_body_bytes", DEFAULT_MAX_BODY_BYTES))
+        self._configs: dict[int, tuple[Any, _Config]] = {}
+
+    def _config(self, account: Account) -> _Config:
+        """The account's verification settings, read once per secret: a warm container holds
+        the same secret object until its cache lapses, and checking keys and options again on
+        every push is work that cannot change the answer."""
+        secret = account.secret
+        cached = self._configs.get(id(secret))
+        if cached is not None and cached[0] is secret:
+            return cached[1]
+        config = _account_config(account, self.options)
+        if len(self._configs) >= _CONFIG_CACHE_MAX:
+            self._configs.clear()
+        # the secret is kept with its config, so a recycled id() can never match another secret
+        self._configs[id(secret)] = (secret, config)
+        return config
 
     def binding(self, account: Account) -> Binder:
         """Where this push's signature is bound: the account's (the ingest's table), else the
@@ -295,7 +313,7 @@ class WeChatSource:
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
         """Answer WeChat's URL check: verify the query signature and echo `echostr`."""
-        config = _account_config(account, self.options)
+        config = self._config(account)
         signed = self._verify_query(request, config)
         echostr = request.query.get("echostr")
         if not echostr:
@@ -315,7 +333,7 @@ class WeChatSource:
     def receive(self, request: WebhookRequest, account: Account) -> Inbound:
         """Verify the push (signature, window, binding), decrypt it in safe mode and parse the message XML."""
         check_size(request.body, self.max_body_bytes)
-        config = _account_config(account, self.options)
+        config = self._config(account)
         signed = self._verify_query(request, config)
         timestamp, nonce, _ = signed
         if "echostr" in request.query:
