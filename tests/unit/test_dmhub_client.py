@@ -402,6 +402,12 @@ def test_requests_are_built_as_httpx_builds_them() -> None:
     ]
     assert [r.url for r in seen[:3]] == [r.url for r in expected]
     assert str(seen[2].url) == f"{BASE}/prefix/v1/customerevents?access_token=tok-2"
+    # the client's timeouts when no deadline bounds the call, as the reference client sets them
+    reference.timeout = client.timeouts.httpx()
+    timed = reference.build_request("POST", "/v1/customerevents", params={"access_token": "tok-1"},
+                                    json=event.to_request())
+    assert seen[0].extensions["timeout"] == timed.extensions["timeout"]
+    assert all(r.extensions["timeout"]["read"] == client.timeouts.read for r in seen)
     for got, want in zip(seen, expected, strict=False):
         assert got.method == want.method
         assert list(got.headers.multi_items()) == list(want.headers.multi_items())
