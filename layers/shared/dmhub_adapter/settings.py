@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from dmhub_adapter.model.customer_event import SEED_ATTRIBUTE_BUDGET, AttributeBudget
+from dmhub_adapter.model.rules import SEED_ATTRIBUTE_BUDGET, AttributeBudget
 
 DEFAULT_DMHUB_BASE_URL = "https://api.convertlab.com"
 DEFAULT_SECRETS_PREFIX = "dmhub-adapter"

@@ -18,7 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from urllib.parse import unquote_plus
 
-from dmhub_adapter.model.customer_event import _civil, format_dmhub_date
+from dmhub_adapter.model.rules import civil, format_dmhub_date
 
 # A form-encoded query may carry the space as '+'.
 _GMT8_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})[ +]([0-9]{2}):([0-9]{2}):([0-9]{2})$")
@@ -204,7 +204,7 @@ def parse_gmt8(text: str) -> datetime:
     if not match:
         raise ValueError(f"expected 'yyyy-MM-dd HH:mm:ss', got {text!r}")
     try:
-        return _civil(match).replace(tzinfo=GMT8)
+        return civil(match).replace(tzinfo=GMT8)
     except ValueError as exc:
         raise ValueError(f"{text!r} is not a real calendar time") from exc
 

@@ -30,21 +30,22 @@ omitting them is valid on the old and the current DM Hub alike, so the model ref
 The attribute budget is a deployment setting (``DMHUB_CUSTOM_ATTRIBUTES``). Validation reads it
 from pydantic's validation context (``context={"attribute_budget": budget}``); without one the
 seed's budget of 5 applies.
+
+The rules across fields are :mod:`dmhub_adapter.model.rules`' functions, which
+:mod:`dmhub_adapter.model.wire` (the sender's pydantic-free reader of queued events) calls too.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    StrictBool,
     StrictInt,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
@@ -54,73 +55,68 @@ from pydantic import (
     model_validator,
 )
 
-EVENT_MAX = 32
-TARGET_MAX = 255
-TAG_MAX = 255
-SUMMARY_MAX = 1024
-CUSTOM_ATTRIBUTES_MAX = 5
-#: the current docs' budget: at most 16 custom attributes, of which 10 text, 3 quantity, 3 amount
-CURRENT_ATTRIBUTE_KINDS = {"text": 10, "quantity": 3, "amount": 3}
-#: built-in fields DM Hub removed from custom (``c_``) event types
-NOT_ON_CUSTOM_EVENTS = ("targetId", "targetName", "summary")
-ATTRIBUTE_BUDGET_CONTEXT = "attribute_budget"
-CUSTOM_EVENT_PREFIX = "c_"
-IDENTITY_TYPE_MAX = 32
-IDENTITY_VALUE_MAX = 128
-EXTERNAL_ID_MAX = 255
-LONG_MIN = -(2**63)
-LONG_MAX = 2**63 - 1
+from dmhub_adapter.model.rules import (
+    ATTRIBUTE_BUDGET_CONTEXT,
+    CURRENT_ATTRIBUTE_KINDS,
+    CUSTOM_ATTRIBUTES_MAX,
+    CUSTOM_EVENT_PREFIX,
+    DATE_FORMAT,
+    EVENT_MAX,
+    EXTERNAL_ID_MAX,
+    IDENTITY_TYPE_MAX,
+    IDENTITY_VALUE_MAX,
+    LONG_MAX,
+    LONG_MIN,
+    NOT_ON_CUSTOM_EVENTS,
+    READ_ONLY_FIELDS,
+    SEED_ATTRIBUTE_BUDGET,
+    SUMMARY_MAX,
+    TAG_MAX,
+    TARGET_MAX,
+    AttributeBudget,
+    AttributeKind,
+    check_attribute_value,
+    check_custom_attributes,
+    check_deliverable,
+    check_identity_type,
+    event_id,
+    format_dmhub_date,
+    parse_dmhub_date,
+)
 
-DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-# [0-9], not \d: \d also matches other scripts' digits, which DM Hub would not read.
-_DATE_RE = re.compile(r"^([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})Z$")
-_ATTRIBUTE_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+# the rules module's names stay importable from here, where the model always offered them
+__all__ = [
+    "ATTRIBUTE_BUDGET_CONTEXT",
+    "CURRENT_ATTRIBUTE_KINDS",
+    "CUSTOM_ATTRIBUTES_MAX",
+    "CUSTOM_EVENT_PREFIX",
+    "DATE_FORMAT",
+    "EVENT_MAX",
+    "EXTERNAL_ID_MAX",
+    "IDENTITY_TYPE_MAX",
+    "IDENTITY_VALUE_MAX",
+    "LONG_MAX",
+    "LONG_MIN",
+    "NOT_ON_CUSTOM_EVENTS",
+    "SEED_ATTRIBUTE_BUDGET",
+    "SUMMARY_MAX",
+    "TAG_MAX",
+    "TARGET_MAX",
+    "AttributeBudget",
+    "AttributeKind",
+    "CustomerEvent",
+    "Identity",
+    "IdentityType",
+    "Long",
+    "QueuedEvent",
+    "StoredCustomerEvent",
+    "attribute_budget",
+    "check_attribute_value",
+    "format_dmhub_date",
+    "parse_dmhub_date",
+]
 
 Long = Annotated[StrictInt, Field(ge=LONG_MIN, le=LONG_MAX)]
-
-#: what a custom attribute holds, as defined in DM Hub's event-type settings
-AttributeKind = Literal["text", "quantity", "amount"]
-_AMOUNT_TEXT_RE = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,4})?$")
-
-
-@dataclass(frozen=True)
-class AttributeBudget:
-    """How many custom attributes one custom event may carry: ``total``, and per kind when
-    the DM Hub in use counts them (the current docs: 10 text, 3 quantity, 3 amount).
-
-    Example::
-
-        budget = AttributeBudget.of(16)
-        budget.problems({"order_id": "text", "amount": "amount"})   # [] (within budget)
-    """
-
-    total: int
-    per_kind: tuple[tuple[str, int], ...] = ()
-
-    @classmethod
-    def of(cls, size: int) -> AttributeBudget:
-        """The budget for ``DMHUB_CUSTOM_ATTRIBUTES``: 5 (the seed) or 16 (current docs)."""
-        if size == CUSTOM_ATTRIBUTES_MAX:
-            return cls(total=size)
-        if size == sum(CURRENT_ATTRIBUTE_KINDS.values()):
-            return cls(total=size, per_kind=tuple(CURRENT_ATTRIBUTE_KINDS.items()))
-        raise ValueError(f"the custom attribute budget is 5 or 16, got {size}")
-
-    def problems(self, kinds: Mapping[str, str]) -> list[str]:
-        """Why attributes of these kinds (name → kind) do not fit; empty when they do."""
-        found: list[str] = []
-        if len(kinds) > self.total:
-            found.append(
-                f"at most {self.total} custom attributes per event, got {len(kinds)}: {sorted(kinds)}"
-            )
-        for kind, limit in self.per_kind:
-            names = sorted(name for name, used in kinds.items() if used == kind)
-            if len(names) > limit:
-                found.append(f"at most {limit} {kind} attributes per event, got {len(names)}: {names}")
-        return found
-
-
-SEED_ATTRIBUTE_BUDGET = AttributeBudget.of(CUSTOM_ATTRIBUTES_MAX)
 
 
 def attribute_budget(info: ValidationInfo | None) -> AttributeBudget:
@@ -133,58 +129,9 @@ def attribute_budget(info: ValidationInfo | None) -> AttributeBudget:
     return SEED_ATTRIBUTE_BUDGET
 
 
-def check_attribute_value(name: str, kind: str, value: Any) -> None:
-    """Raise ``ValueError`` when ``value`` cannot be an attribute of ``kind``: a quantity is an
-    integer, an amount a number or decimal text (``"19.90"``)."""
-    if value is None:
-        return
-    if kind == "quantity" and (isinstance(value, bool) or not isinstance(value, int)):
-        raise ValueError(f"custom attribute {name!r} is a quantity and must be an integer, got {value!r}")
-    if kind == "amount":
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not number and not (isinstance(value, str) and _AMOUNT_TEXT_RE.match(value)):
-            raise ValueError(f"custom attribute {name!r} is an amount and must be a number, got {value!r}")
-
-
-def _identity_type_shape(value: str) -> str:
-    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", value):
-        raise ValueError("identity type must be lower case letters, digits, '-' or '_'")
-    return value
-
-
 #: A DM Hub identity type (``wechat``, ``taobao-openuid``): what the event model and the
 #: mapping files both accept, so a mapping never names a type the model would refuse.
-IdentityType = Annotated[str, Field(min_length=1, max_length=IDENTITY_TYPE_MAX), AfterValidator(_identity_type_shape)]
-
-
-def _civil(match: re.Match[str]) -> datetime:
-    """A naive datetime from six captured groups; raises ValueError for impossible dates.
-    (strptime does the same checks several times slower, on every event.)"""
-    year, month, day, hour, minute, second = (int(part) for part in match.groups())
-    return datetime(year, month, day, hour, minute, second)
-
-
-def format_dmhub_date(value: datetime) -> str:
-    """An aware datetime as DM Hub's UTC ``YYYY-MM-DDTHH:MM:SSZ`` (sub-seconds dropped)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError("date must carry a timezone (naive datetimes are ambiguous)")
-    return value.astimezone(UTC).strftime(DATE_FORMAT)
-
-
-def parse_dmhub_date(value: object) -> str:
-    """Validate and normalise a ``date`` value; raises ``ValueError`` with the reason."""
-    if isinstance(value, datetime):
-        return format_dmhub_date(value)
-    if not isinstance(value, str):
-        raise ValueError(f"date must be a string like 2017-06-07T12:20:20Z, got {type(value).__name__}")
-    match = _DATE_RE.match(value)
-    if not match:
-        raise ValueError(f"date must be UTC in the form YYYY-MM-DDTHH:MM:SSZ, got {value!r}")
-    try:
-        _civil(match)
-    except ValueError as exc:
-        raise ValueError(f"date {value!r} is not a real calendar time") from exc
-    return value
+IdentityType = Annotated[str, Field(min_length=1, max_length=IDENTITY_TYPE_MAX), AfterValidator(check_identity_type)]
 
 
 class Identity(BaseModel):
@@ -196,7 +143,7 @@ class Identity(BaseModel):
     value: str = Field(min_length=1, max_length=IDENTITY_VALUE_MAX)
     name: str | None = Field(default=None, max_length=TARGET_MAX)
     #: whether the sender may create the customer when DM Hub does not know the identity
-    create: bool = True
+    create: StrictBool = True
 
 
 class _EventFields(BaseModel):
@@ -236,7 +183,7 @@ class CustomerEvent(_EventFields):
 
     model_config = ConfigDict(extra="allow", validate_assignment=True, defer_build=False)
 
-    READ_ONLY: ClassVar[frozenset[str]] = frozenset({"id", "lastUpdated"})
+    READ_ONLY: ClassVar[frozenset[str]] = READ_ONLY_FIELDS
 
     customerId: Long | None = None
     date: str  # type: ignore[assignment]  # required when sending
@@ -245,34 +192,8 @@ class CustomerEvent(_EventFields):
     # with its own validation info on every event the ingest maps.
     @model_validator(mode="after")
     def _custom_attributes(self, info: ValidationInfo) -> CustomerEvent:
-        extras = self.__pydantic_extra__ or {}
-        if extras and not self.READ_ONLY.isdisjoint(extras):
-            # not declared fields, so they arrive as extra keys
-            present = sorted(self.READ_ONLY.intersection(extras))
-            raise ValueError(f"{', '.join(present)} read-only in DM Hub and never sent")
-        if extras and not self.event.startswith(CUSTOM_EVENT_PREFIX):
-            raise ValueError(
-                f"custom attributes {sorted(extras)} are only allowed on custom event types "
-                f"(starting with {CUSTOM_EVENT_PREFIX!r}), not on {self.event!r}"
-            )
-        if self.event.startswith(CUSTOM_EVENT_PREFIX):
-            carried = [name for name in NOT_ON_CUSTOM_EVENTS if getattr(self, name) is not None]
-            if carried:
-                raise ValueError(
-                    f"custom event types take no {', '.join(carried)} (DM Hub removed them from custom "
-                    "events); carry the value as a custom attribute"
-                )
-        budget = attribute_budget(info)
-        if len(extras) > budget.total:
-            raise ValueError(
-                f"a custom event carries at most {budget.total} custom attributes, "
-                f"got {len(extras)}: {sorted(extras)}"
-            )
-        for name, value in extras.items():
-            if not _ATTRIBUTE_NAME_RE.match(name):
-                raise ValueError(f"custom attribute name {name!r} is not a valid identifier")
-            if value is not None and not isinstance(value, (str, int, float, bool)):
-                raise ValueError(f"custom attribute {name!r} must be a scalar, got {type(value).__name__}")
+        carried = [name for name in NOT_ON_CUSTOM_EVENTS if getattr(self, name) is not None]
+        check_custom_attributes(self.event, carried, self.__pydantic_extra__ or {}, attribute_budget(info))
         return self
 
     @property
@@ -322,16 +243,7 @@ class StoredCustomerEvent(BaseModel):
     @field_validator("id", mode="before")
     @classmethod
     def _id(cls, value: object) -> int | str:
-        if isinstance(value, bool) or value is None:
-            raise ValueError("the answer carries no event id")
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and value.strip():
-            text = value.strip()
-            return int(text) if re.fullmatch(r"-?[0-9]{1,19}", text) else text
-        raise ValueError(f"the answer's event id is not a number or text: {value!r}")
+        return event_id(value)
 
     @property
     def custom_attributes(self) -> dict[str, Any]:
@@ -353,7 +265,7 @@ class QueuedEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    version: int = 1
+    version: StrictInt = 1
     source: str
     account: str
     claim_key: str
@@ -366,20 +278,14 @@ class QueuedEvent(BaseModel):
 
     @model_validator(mode="after")
     def _resolvable(self, info: ValidationInfo) -> QueuedEvent:
-        if self.identity is None and self.event.customerId is None:
-            raise ValueError("an event needs an identity or a customerId")
-        if not self.event.externalId:
-            raise ValueError("an event needs an externalId (the source's natural key)")
-        attributes = self.event.custom_attributes
-        unknown = sorted(set(self.attribute_kinds) - set(attributes))
-        if unknown:
-            raise ValueError(f"attribute_kinds names attributes the event does not carry: {unknown}")
-        kinds = {name: self.attribute_kinds.get(name, "text") for name in attributes}
-        for name, kind in kinds.items():
-            check_attribute_value(name, kind, attributes[name])
-        problems = attribute_budget(info).problems(kinds)
-        if problems:
-            raise ValueError("; ".join(problems))
+        check_deliverable(
+            has_identity=self.identity is not None,
+            customer_id=self.event.customerId,
+            external_id=self.event.externalId,
+            attributes=self.event.custom_attributes,
+            attribute_kinds=self.attribute_kinds,
+            budget=attribute_budget(info),
+        )
         return self
 
     @model_serializer(mode="wrap")

@@ -27,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, mapping_path, parse_mapping
-from dmhub_adapter.model.customer_event import SEED_ATTRIBUTE_BUDGET, AttributeBudget
+from dmhub_adapter.model.rules import SEED_ATTRIBUTE_BUDGET, AttributeBudget
 from dmhub_adapter.sources.base import SignedParts, Source
 
 _ADAPTER_RE = re.compile(r"^[a-z][a-z0-9_]*$")
