@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
 import time
 from typing import Any
@@ -255,3 +258,50 @@ def test_disabled_metrics_do_not_pile_up_across_invocations(
         assert handler.lambda_handler(batch, Context()) == {"batchItemFailures": []}
     _, metrics = handler.powertools()
     assert metrics.metric_set == {}
+
+
+_FRESH_SENDER = """
+import importlib.util, json, sys
+spec = importlib.util.spec_from_file_location("app", sys.argv[1])
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+
+class Context:
+    function_name = "SenderFunction"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:eu-west-1:123456789012:function:SenderFunction"
+    memory_limit_in_mb = 512
+    aws_request_id = "fresh-interpreter"
+    log_group_name = log_stream_name = "local"
+    def get_remaining_time_in_millis(self):
+        return 30_000
+
+response = app.lambda_handler(json.loads(sys.stdin.read()), Context())
+print(json.dumps({"response": response, "pydantic": sorted(m for m in sys.modules if m.startswith("pydantic"))}))
+"""
+
+
+def test_a_cold_sender_delivers_its_first_batch_without_importing_pydantic(sender_env: SenderEnv) -> None:
+    """The sender's whole first batch in a fresh interpreter — settings, secrets, token, identity
+    resolution, DM Hub's answer, the claim — reads the queue's JSON without pydantic, whose
+    import and first model would cost its cold start about 110 ms."""
+    sender_env.enqueue([queued(1), queued(2, customer_id=7, event="c_order_paid", touter="t1")])
+    messages = sender_env.receive()
+    assert len(messages) == 2
+    from dmhub_adapter.sender.events import sqs_event_from_messages
+    from tests.conftest import ROOT
+
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_SENDER, str(ROOT / "functions" / "sender" / "app.py")],
+        input=json.dumps(sqs_event_from_messages(messages)), capture_output=True, text=True, timeout=60,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "layers" / "shared"), *sys.path])},
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["response"] == {"batchItemFailures": []}
+    assert result["pydantic"] == []
+    events = {e["externalId"]: e for e in sender_env.dmhub.state.events()}
+    assert set(events) == {"ext-1", "ext-2"} and events["ext-2"]["touter"] == "t1"
+    assert events["ext-2"]["customerId"] == 7
+    assert sender_env.claim(1)["status"] == sender_env.claim(2)["status"] == "DELIVERED"

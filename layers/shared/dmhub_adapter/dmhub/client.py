@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import httpx
 
@@ -39,7 +39,11 @@ from dmhub_adapter.dmhub.errors import (
     TransportError,
     UnexpectedResponse,
 )
-from dmhub_adapter.model.customer_event import CustomerEvent, StoredCustomerEvent
+from dmhub_adapter.model.rules import event_id as parse_event_id
+from dmhub_adapter.model.wire import SendableEvent
+
+if TYPE_CHECKING:
+    from dmhub_adapter.model.customer_event import StoredCustomerEvent
 
 QUERY_MAX_LIMIT = 1000
 #: the collector's batch limit ("事件总数不能超过 100")
@@ -457,21 +461,36 @@ class DmhubClient:
     # -- customer events ----------------------------------------------------------------------
 
     def create_event(
-        self, event: CustomerEvent | Mapping[str, Any], *, deadline: float | None = None
+        self, event: SendableEvent | Mapping[str, Any], *, deadline: float | None = None
     ) -> StoredCustomerEvent:
         """``POST /v1/customerevents`` → the stored event with its ``id``. Never sends ``id`` or
         ``lastUpdated``; DM Hub deduplicates on ``externalId``. No call outlives ``deadline``
-        (a ``time.monotonic()`` value)."""
-        if not isinstance(event, CustomerEvent):
+        (a ``time.monotonic()`` value). A mapping is validated as a ``CustomerEvent`` first."""
+        if isinstance(event, Mapping):
+            from dmhub_adapter.model.customer_event import CustomerEvent
+
             event = CustomerEvent.model_validate(dict(event))
+        return self._stored(self._post_event(event, deadline), "create event")
+
+    def create_event_id(self, event: SendableEvent, *, deadline: float | None = None) -> int | str:
+        """:meth:`create_event` for the sender: DM Hub's id of the new event, read without
+        pydantic (the sender's cold start never imports it)."""
+        data = self._post_event(event, deadline)
+        if not isinstance(data, dict):
+            raise UnexpectedResponse(200, "create event: answer is not an object")
+        try:
+            return parse_event_id(data.get("id"))
+        except ValueError as exc:
+            raise UnexpectedResponse(200, f"create event: answer is not a stored event: {exc}") from None
+
+    def _post_event(self, event: SendableEvent, deadline: float | None) -> Any:
         body = event.to_request()
-        data = self._authorized(
+        return self._authorized(
             lambda token: self._request(
                 "POST", "/v1/customerevents", "create event", token=token, json=body, deadline=deadline,
             ),
             deadline,
         )
-        return self._stored(data, "create event")
 
     def get_event(self, event_id: int | str, *, partition: str | int | None = None) -> StoredCustomerEvent:
         """``GET /v1/customerevents/{id}``; DM Hub answers an unknown id with HTTP 500."""
@@ -538,7 +557,7 @@ class DmhubClient:
         return [self._stored(item, "query events") for item in data]
 
     def create_event_v2(
-        self, event: CustomerEvent, identity: tuple[str, str] | None, *, deadline: float | None = None
+        self, event: SendableEvent, identity: tuple[str, str] | None, *, deadline: float | None = None
     ) -> int | str | None:
         """``POST /v2/customerEvents``: the event keyed by ``identity`` (type, value) — no
         customer lookup — or by its ``customerId``; custom attributes go with their ``c_``
@@ -577,6 +596,8 @@ class DmhubClient:
 
     @staticmethod
     def _stored(data: Any, what: str) -> StoredCustomerEvent:
+        from dmhub_adapter.model.customer_event import StoredCustomerEvent
+
         if not isinstance(data, dict):
             raise UnexpectedResponse(200, f"{what}: answer is not an object")
         try:
@@ -648,7 +669,7 @@ class DmhubClient:
         return data
 
 
-def collector_event_body(event: CustomerEvent, identity: tuple[str, str] | None) -> dict[str, Any]:
+def collector_event_body(event: SendableEvent, identity: tuple[str, str] | None) -> dict[str, Any]:
     """One collector event: the v1 body keyed by identity (``identityType``/``identityValue``)
     instead of a resolved ``customerId``; custom attributes flat, as in v1."""
     body = event.to_request()
@@ -657,7 +678,7 @@ def collector_event_body(event: CustomerEvent, identity: tuple[str, str] | None)
     return body
 
 
-def v2_event_body(event: CustomerEvent, identity: tuple[str, str] | None) -> dict[str, Any]:
+def v2_event_body(event: SendableEvent, identity: tuple[str, str] | None) -> dict[str, Any]:
     """A ``/v2/customerEvents`` body: built-in fields as in v1, custom attributes ``c_``-prefixed,
     ``identityType``/``identityValue`` when an identity keys the event."""
     body: dict[str, Any] = {}
@@ -679,7 +700,7 @@ def _created_id(data: Any) -> int | str | None:
     if not isinstance(data, dict) or data.get("id") in (None, ""):
         return None
     try:
-        return StoredCustomerEvent.model_validate({"id": data["id"]}).id
+        return parse_event_id(data["id"])
     except ValueError:
         return None
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from dmhub_adapter.dmhub.client import DmhubClient
 from dmhub_adapter.dmhub.errors import IdentityNotFound, TransportError
-from dmhub_adapter.model.customer_event import Identity
+from dmhub_adapter.model.wire import IdentityRef
 from dmhub_adapter.store import IdentityStore
 from dmhub_adapter.store.identities import identity_key as _item_key
 from dmhub_adapter.store.lease import wait_for_holder
@@ -31,7 +31,7 @@ DEFAULT_WAIT_SECONDS = 20
 MEMORY_ENTRIES = 10_000
 
 
-def identity_key(identity: Identity) -> str:
+def identity_key(identity: IdentityRef) -> str:
     """The cache item key of ``identity``."""
     return _item_key(identity.type, identity.value)
 
@@ -42,7 +42,7 @@ class IdentityResolver:
     Example::
 
         resolver = IdentityResolver(dmhub, store=IdentityTable(table, aws.dynamodb()))
-        customer_id = resolver.resolve(Identity(type="wechat", value=openid), deadline=deadline)
+        customer_id = resolver.resolve(WireIdentity(type="wechat", value=openid), deadline=deadline)
     """
 
     def __init__(
@@ -66,7 +66,7 @@ class IdentityResolver:
         #: number of customers this resolver created (metrics, tests)
         self.created = 0
 
-    def resolve(self, identity: Identity, *, deadline: float | None = None) -> int:
+    def resolve(self, identity: IdentityRef, *, deadline: float | None = None) -> int:
         """The customer id of ``identity``; raises :class:`IdentityNotFound` when it is unknown
         and may not be created, a transport error when DM Hub fails."""
         key = identity_key(identity)
@@ -88,7 +88,7 @@ class IdentityResolver:
         self._remember(key, customer_id)
         return customer_id
 
-    def forget(self, identity: Identity) -> None:
+    def forget(self, identity: IdentityRef) -> None:
         """Drop ``identity`` from the in-memory cache (the next resolve reads the table)."""
         with self._lock:
             self._memory.pop(identity_key(identity), None)
@@ -108,13 +108,13 @@ class IdentityResolver:
                 self._memory.popitem(last=False)
             return customer_id
 
-    def _lookup(self, identity: Identity, deadline: float | None) -> int | None:
+    def _lookup(self, identity: IdentityRef, deadline: float | None) -> int | None:
         records = self.dmhub.lookup_identity(identity.type, identity.value, deadline=deadline)
         return records[0].customer_id if records else None
 
     # -- creation under a lease ---------------------------------------------------------------
 
-    def _create_once(self, key: str, identity: Identity, deadline: float | None) -> int:
+    def _create_once(self, key: str, identity: IdentityRef, deadline: float | None) -> int:
         wait = self.wait_seconds
         if deadline is not None:
             wait = min(wait, max(0.0, deadline - time.monotonic()))
@@ -133,7 +133,7 @@ class IdentityResolver:
             timed_out=lambda: TransportError("timed out waiting for another instance to create the customer"),
         )
 
-    def _create(self, key: str, identity: Identity, lease: str, deadline: float | None) -> int:
+    def _create(self, key: str, identity: IdentityRef, lease: str, deadline: float | None) -> int:
         try:
             # the previous holder may have created it just before its lease lapsed
             customer_id = self._lookup(identity, deadline)

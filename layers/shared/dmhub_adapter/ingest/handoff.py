@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from dmhub_adapter.ingest.errors import DependencyUnavailable
 from dmhub_adapter.model.customer_event import QueuedEvent
+from dmhub_adapter.model.wire import WireQueuedEvent
 from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
 from dmhub_adapter.store import ClaimStore
 from dmhub_adapter.store.claims import Claim, ClaimStatus, fingerprint
@@ -56,8 +57,9 @@ DEFAULT_PENDING_WAIT = 2.0
 DEFAULT_POLL_INTERVAL = 0.1
 
 
-def message_attributes(event: QueuedEvent) -> dict[str, str]:
-    """SQS message attributes, for subscription filters and the replay tools."""
+def message_attributes(event: QueuedEvent | WireQueuedEvent) -> dict[str, str]:
+    """SQS message attributes, for subscription filters and the replay tools (which read a
+    dead-lettered message as the sender does)."""
     return {"source": event.source, "account": event.account, "event": event.event.event}
 
 

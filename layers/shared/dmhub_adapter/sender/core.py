@@ -1,6 +1,7 @@
 """Deliver queued events to DM Hub: resolve, POST, retry, classify, record.
 
-For each SQS record (a :class:`~dmhub_adapter.model.customer_event.QueuedEvent`):
+For each SQS record (a :class:`~dmhub_adapter.model.customer_event.QueuedEvent`, read by
+:func:`~dmhub_adapter.model.wire.read_queued_event` without pydantic):
 
 * delivered → claim item DELIVERED with DM Hub's event id; the record succeeds;
 * permanent failure (validation, other 4xx, unknown identity that may not be created,
@@ -53,12 +54,8 @@ from typing import Any
 from dmhub_adapter.dmhub.client import COLLECTOR_BATCH_MAX, DmhubClient, collector_event_body
 from dmhub_adapter.dmhub.errors import DmhubError
 from dmhub_adapter.dmhub.identity import IdentityResolver
-from dmhub_adapter.model.customer_event import (
-    ATTRIBUTE_BUDGET_CONTEXT,
-    SEED_ATTRIBUTE_BUDGET,
-    AttributeBudget,
-    QueuedEvent,
-)
+from dmhub_adapter.model.rules import SEED_ATTRIBUTE_BUDGET, AttributeBudget
+from dmhub_adapter.model.wire import WireQueuedEvent, read_queued_event
 from dmhub_adapter.queue import OutgoingMessage, send_messages
 from dmhub_adapter.sender.batch import SqsRecord, process_partial_response
 from dmhub_adapter.sender.retry import RetryPolicy
@@ -131,7 +128,7 @@ class BatchStats:
 
 def parse_body(
     body: str, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
-) -> tuple[dict[str, Any] | None, QueuedEvent]:
+) -> tuple[dict[str, Any] | None, WireQueuedEvent]:
     """The message's JSON and the event validated against the deployment's custom attribute
     ``budget``; raises ``ValueError`` with the reason.
 
@@ -146,7 +143,7 @@ def parse_body(
         raise ValueError("message body is not a JSON object")
     clean = {k: v for k, v in data.items() if k != FAILURE_KEY}
     try:
-        return data, QueuedEvent.model_validate(clean, context={ATTRIBUTE_BUDGET_CONTEXT: budget})
+        return data, read_queued_event(clean, budget)
     except ValueError as exc:
         raise ValueError(f"message body is not a queued event: {exc}") from None
 
@@ -284,7 +281,7 @@ class Sender:
         return RecordResult(message_id, RecordOutcome.DELIVERED, attempts, dmhub_id=dmhub_id)
 
     def _call_dmhub(
-        self, queued: QueuedEvent, deadline: float, log: dict[str, Any], stats: BatchStats
+        self, queued: WireQueuedEvent, deadline: float, log: dict[str, Any], stats: BatchStats
     ) -> tuple[int | str | None, DmhubError | None, int]:
         """The event's DM Hub call with its retries, holding one of the ``concurrency`` DM Hub
         slots: ``(DM Hub's id, None, attempts)`` when sent, ``(None, the error, attempts)`` when
@@ -318,7 +315,7 @@ class Sender:
                     )
                     self.sleep(delay)
 
-    def _send(self, queued: QueuedEvent, deadline: float) -> int | str | None:
+    def _send(self, queued: WireQueuedEvent, deadline: float) -> int | str | None:
         event = queued.event
         identity = (queued.identity.type, queued.identity.value) if queued.identity is not None else None
         if self.collector:
@@ -327,15 +324,15 @@ class Sender:
         if self.api == "v2":
             return self.dmhub.create_event_v2(event, identity, deadline=deadline)
         if event.customerId is None:
-            assert queued.identity is not None  # QueuedEvent guarantees one of the two
+            assert queued.identity is not None  # WireQueuedEvent guarantees one of the two
             customer_id = self.resolver.resolve(queued.identity, deadline=deadline)
-            event = event.model_copy(update={"customerId": customer_id})
-        return self.dmhub.create_event(event, deadline=deadline).id
+            event = event.with_customer_id(customer_id)
+        return self.dmhub.create_event_id(event, deadline=deadline)
 
     def _dead_letter(
         self,
         body: str,
-        queued: QueuedEvent | None,
+        queued: WireQueuedEvent | None,
         message_id: str,
         *,
         reason: str,
@@ -410,7 +407,7 @@ class Sender:
         """Deliver an SQS batch through ``batchPushEvents`` in calls of at most 100 events;
         returns the partial batch response."""
         failed: list[str] = []
-        ready: list[tuple[str, str, QueuedEvent]] = []
+        ready: list[tuple[str, str, WireQueuedEvent]] = []
         for record in records:
             message_id, body = str(record.get("messageId")), str(record.get("body") or "")
             try:
@@ -438,7 +435,7 @@ class Sender:
             failed.append(message_id)
 
     def _collector_chunk(
-        self, chunk: list[tuple[str, str, QueuedEvent]], deadline: float, stats: BatchStats, failed: list[str]
+        self, chunk: list[tuple[str, str, WireQueuedEvent]], deadline: float, stats: BatchStats, failed: list[str]
     ) -> None:
         bodies = [
             collector_event_body(
@@ -483,7 +480,7 @@ class Sender:
         self._each(chunk, delivered, failed)
         self.logger.info("collector batch delivered", extra={"events": len(chunk), "attempts": attempt})
 
-    def _each(self, chunk: list[tuple[str, str, QueuedEvent]], action: Callable[[str, str], Any],
+    def _each(self, chunk: list[tuple[str, str, WireQueuedEvent]], action: Callable[[str, str], Any],
               failed: list[str]) -> None:
         """Run ``action(message_id, body)`` for every record of ``chunk`` on the bounded pool."""
         lock = threading.Lock()
@@ -491,7 +488,7 @@ class Sender:
         # the pool has room for twice as many; these writes (or calls) stay `concurrency` at a time
         running = threading.BoundedSemaphore(self.concurrency)
 
-        def run(item: tuple[str, str, QueuedEvent]) -> None:
+        def run(item: tuple[str, str, WireQueuedEvent]) -> None:
             message_id, body, _ = item
             mine: list[str] = []
             with running:
@@ -508,6 +505,6 @@ class Sender:
         failed.extend(local)
 
 
-def _label(queued: QueuedEvent) -> str:
+def _label(queued: WireQueuedEvent) -> str:
     """How a reason names an event: its DM Hub externalId (what ``trace`` takes)."""
     return str(queued.event.externalId or queued.claim_key)
