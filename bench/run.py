@@ -71,7 +71,8 @@ def p2(quick: bool, built: bool) -> None:
         out(ratio_line(result.name, value, result.ratio, f"<= {P2_TARGET}", result.ratio <= P2_TARGET))
     obstacle = cold_import.measure_obstacle(runs)
     allowance = (P2_TARGET - 1) * obstacle.floor
-    out(f"  what stands in the way: pydantic's import and first model {obstacle.pydantic * 1e3:.0f} ms, then our "
+    out(f"  what stands in the ingest's way (the sender reads the queue without pydantic): pydantic's import and "
+        f"first model {obstacle.pydantic * 1e3:.0f} ms, then our "
         f"model and mapping classes {obstacle.models * 1e3:.0f} ms, against an allowance of {allowance * 1e3:.0f} ms "
         f"over the floor ({P2_TARGET - 1:.1f} x the floor's {obstacle.floor * 1e3:.0f} ms)")
     for name in cold_import.CLIENTS:
