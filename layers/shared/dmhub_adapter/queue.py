@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from dmhub_adapter.records import record
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -28,7 +29,7 @@ class EnqueueError(RuntimeError):
         self.sent = dict(sent or {})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OutgoingMessage:
     """One message to send: its JSON body, string attributes and an optional delay."""
 

@@ -29,12 +29,12 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from dmhub_adapter.dmhub.errors import CredentialsError
 from dmhub_adapter.errors import NotFound
 from dmhub_adapter.ingest.errors import DependencyUnavailable
+from dmhub_adapter.records import record
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
@@ -168,7 +168,7 @@ class SecretStore:
         return value
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DmhubCredentials:
     """A DM Hub app's id and secret; the secret never shows in a repr or a log."""
 

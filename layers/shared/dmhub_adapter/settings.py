@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Literal
 
 from dmhub_adapter.model.rules import SEED_ATTRIBUTE_BUDGET, AttributeBudget
+from dmhub_adapter.records import record
 
 DEFAULT_DMHUB_BASE_URL = "https://api.convertlab.com"
 DEFAULT_SECRETS_PREFIX = "dmhub-adapter"
@@ -108,7 +108,7 @@ def _environ(environ: Mapping[str, str] | None) -> _Environment:
     return _Environment(os.environ if environ is None else environ)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Observability:
     """Powertools' service name and metrics namespace, and whether X-Ray tracing is on."""
 
@@ -126,7 +126,7 @@ class Observability:
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class IngestSettings:
     """Everything the IngestFunction reads from its environment.
 
@@ -169,7 +169,7 @@ class IngestSettings:
         )
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SenderSettings:
     """Everything the SenderFunction reads from its environment.
 
@@ -253,7 +253,7 @@ class SenderSettings:
         return f"{self.secrets_prefix}/dmhub"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Settings:
     """The stack's environment as the command line sees it: every resource optional.
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
+from dmhub_adapter.records import field, record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class WebhookRequest:
     """One HTTP request as the ingest sees it (built from an API Gateway v2 event)."""
 
@@ -47,7 +48,7 @@ class WebhookRequest:
         return "utf-8"
 
 
-@dataclass
+@record
 class WebhookResponse:
     """What a source answers the platform: status, body text, content type and extra headers."""
 

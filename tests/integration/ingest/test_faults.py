@@ -6,7 +6,6 @@ rest of each request runs against moto for real.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +16,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from dmhub_adapter import aws as aws_clients
+from dmhub_adapter.records import replace
 from dmhub_adapter.store import claims as claims_module
 from tests.integration.ingest.conftest import Ingest, order
 
@@ -244,7 +244,7 @@ def test_concurrent_duplicates_enqueue_exactly_once(ingest: Ingest) -> None:
     from dmhub_adapter.settings import IngestSettings
     from dmhub_adapter_tools.local.apigw_event import make_event
 
-    pipeline = build_pipeline(dataclasses.replace(IngestSettings.from_env(), claim_wait_seconds=20.0))
+    pipeline = build_pipeline(replace(IngestSettings.from_env(), claim_wait_seconds=20.0))
     body = b'{"type": "order", "id": "K1", "user": "u", "at": 1732780800}'
     threads = 8
     barrier = threading.Barrier(threads)

@@ -10,8 +10,9 @@ and serve the recent ones.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
+
+from dmhub_adapter.records import field, record
 
 #: at most this many externalIds are kept per outcome (a batch can carry hundreds)
 MAX_EXTERNAL_IDS = 50
@@ -19,7 +20,7 @@ MAX_EXTERNAL_IDS = 50
 MAX_REASON_CHARS = 500
 
 
-@dataclass
+@record
 class RequestOutcome:
     """One request's result: HTTP status, per-message counts, why anything was not delivered."""
 

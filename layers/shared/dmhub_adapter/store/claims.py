@@ -27,10 +27,10 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+from dmhub_adapter.records import record
 from dmhub_adapter.store.lease import KEY, LEASE_UNTIL, TTL_ATTRIBUTE, LeaseTable, Refused, number, string
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def claim_key(source: str, account: str, external_id: str) -> str:
     return f"{source}#{account}#{external_id}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Claim:
     """The outcome of a claim attempt."""
 

@@ -18,8 +18,9 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from dmhub_adapter.records import record
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -57,7 +58,7 @@ def string(value: str) -> AttributeValueTypeDef:
     return {"S": value}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Refused:
     """A lease that was not taken, with the item as it stood (when DynamoDB returned it)."""
 

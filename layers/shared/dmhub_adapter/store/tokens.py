@@ -9,9 +9,9 @@ only tidies up; freshness is judged on ``tokenExpiresAt``). The protocol that us
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dmhub_adapter.records import record
 from dmhub_adapter.store.lease import LEASE_UNTIL, TTL_ATTRIBUTE, LeaseTable, number, string
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ def token_key(app_id: str) -> str:
     return f"token#dmhub#{app_id}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StoredToken:
     """A DM Hub access token with its lifetime (epoch seconds)."""
 
