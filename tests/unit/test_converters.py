@@ -147,3 +147,13 @@ def test_integers_are_ascii_digits_only(text: str) -> None:
 def test_dates_are_ascii_digits_only() -> None:
     with pytest.raises(ConversionError):
         c.gmt8("２０２４-06-18 20:01:41", None)
+
+
+@pytest.mark.parametrize("text", ['{"amount": NaN}', '{"amount": Infinity}', '[-Infinity]', "NaN"])
+def test_json_without_nan_or_infinity(text: str) -> None:
+    """Python's parser takes these literals beyond JSON; a NaN amount would pass as a number and
+    reach the queue as null, which the sender then refuses."""
+    assert json.loads(text) is not None  # what json alone would take
+    with pytest.raises(ValueError, match="is not JSON"):
+        c.load_json(text)
+    assert c.load_json('{"amount": 1e3, "name": "NaN"}') == {"amount": 1000.0, "name": "NaN"}

@@ -293,3 +293,13 @@ def test_a_queued_event_from_the_queue_is_validated_in_full() -> None:
         tampered = {**data, "event": {**data["event"], **broken}}
         with pytest.raises(ValidationError, match=problem):
             QueuedEvent.model_validate_json(json.dumps(tampered))
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_an_amount_is_a_finite_number(value: float) -> None:
+    from dmhub_adapter.model.rules import check_attribute_value
+
+    with pytest.raises(ValueError, match="must be a number"):
+        check_attribute_value("payment", "amount", value)
+    check_attribute_value("payment", "amount", 19.9)
+    check_attribute_value("payment", "amount", "19.90")

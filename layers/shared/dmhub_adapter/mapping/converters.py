@@ -153,17 +153,23 @@ def json_depth(text: str, limit: int = MAX_JSON_DEPTH) -> int:
     return deepest
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
 def load_json(text: str | bytes, *, max_depth: int = MAX_JSON_DEPTH) -> Any:
-    """``json.loads`` with nesting bounded before the recursive parser runs.
+    """``json.loads`` with nesting bounded before the recursive parser runs, and without the
+    ``NaN``/``Infinity`` literals Python's parser accepts beyond JSON (a NaN amount would
+    pass the amount check and reach the queue as ``null``).
 
     Raises ``ValueError``: json's own for malformed text and over-long integers, and one
-    saying so for nesting deeper than ``max_depth``."""
+    saying so for nesting deeper than ``max_depth`` or for ``NaN``, ``Infinity``, ``-Infinity``."""
     if isinstance(text, bytes):
         text = text.decode("utf-8")
     if json_depth(text, max_depth) > max_depth:
         raise ValueError(f"JSON nested deeper than {max_depth} levels")
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constant)
     except RecursionError as exc:  # cannot happen below the bound; kept as a last guard
         raise ValueError(f"JSON nested deeper than {max_depth} levels") from exc
 

@@ -10,11 +10,13 @@ below, which both declare.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
+
+from dmhub_adapter.records import record
 
 EVENT_MAX = 32
 TARGET_MAX = 255
@@ -48,7 +50,7 @@ AttributeKind = Literal["text", "quantity", "amount"]
 ATTRIBUTE_KINDS: tuple[str, ...] = ("text", "quantity", "amount")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AttributeBudget:
     """How many custom attributes one custom event may carry: ``total``, and per kind when
     the DM Hub in use counts them (the current docs: 10 text, 3 quantity, 3 amount).
@@ -90,13 +92,14 @@ SEED_ATTRIBUTE_BUDGET = AttributeBudget.of(CUSTOM_ATTRIBUTES_MAX)
 
 def check_attribute_value(name: str, kind: str, value: Any) -> None:
     """Raise ``ValueError`` when ``value`` cannot be an attribute of ``kind``: a quantity is an
-    integer, an amount a number or decimal text (``"19.90"``)."""
+    integer, an amount a finite number or decimal text (``"19.90"``)."""
     if value is None:
         return
     if kind == "quantity" and (isinstance(value, bool) or not isinstance(value, int)):
         raise ValueError(f"custom attribute {name!r} is a quantity and must be an integer, got {value!r}")
     if kind == "amount":
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        number = (isinstance(value, int) and not isinstance(value, bool)) or (
+            isinstance(value, float) and math.isfinite(value))
         if not number and not (isinstance(value, str) and _AMOUNT_TEXT_RE.match(value)):
             raise ValueError(f"custom attribute {name!r} is an amount and must be a number, got {value!r}")
 
