@@ -8,7 +8,7 @@ VENV313 ?= .venv313
 BIN313 := $(VENV313)/bin
 STAMP313 := $(VENV313)/.installed
 
-.PHONY: dev test lint typecheck unit integration e2e reliability bench clean
+.PHONY: dev test lint typecheck unit integration e2e reliability bench clean plans
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,15 +22,20 @@ $(STAMP313): pyproject.toml
 	$(BIN313)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP313)
 
+## the packaged mappings' plans, checked and written beside them as the layer's build does, so
+## the checkout's cold starts load them as Lambda's do (dmhub_adapter/mapping/files.py)
+plans: $(STAMP)
+	$(BIN)/python -m dmhub_adapter.mapping.compile
+
 ## the local stack on the demo accounts (Ctrl-C stops it); flags through ARGS, e.g.
 ## make dev ARGS="--port 3100 --mappings-dir my-mappings"
 ARGS ?=
-dev: $(STAMP)
+dev: $(STAMP) plans
 	$(BIN)/dmhub-adapter dev $(ARGS)
 
 ## the whole test suite: lint, types, unit, integration, end-to-end; then the unit and
 ## integration suites again on python3.13, the Lambda runtime's version
-test: $(STAMP) $(STAMP313)
+test: $(STAMP) $(STAMP313) plans
 	$(BIN)/ruff check layers tools functions tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -42,20 +47,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(STAMP) plans
 	$(BIN)/pytest -q tests/unit
 
-integration: $(STAMP)
+integration: $(STAMP) plans
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP)
+e2e: $(STAMP) plans
 	$(BIN)/pytest -q tests/e2e
 
-reliability: $(STAMP)
+reliability: $(STAMP) plans
 	$(BIN)/pytest -q tests/reliability
 
 ## benchmarks: figures and ratios against their floors, measured in one run
-bench: $(STAMP)
+bench: $(STAMP) plans
 	$(BIN)/python bench/run.py
 
 clean:

@@ -51,7 +51,7 @@ FIRST_REQUEST = {
         "dmhub_adapter.ingest.metrics",
         "dmhub_adapter.store.claims",
         "dmhub_adapter.mapping.engine",
-        "dmhub_adapter.model.customer_event",
+        "dmhub_adapter.model.wire",
         "dmhub_adapter.sources.registry",
         "dmhub_adapter.sources.wechat",
     ),
@@ -99,12 +99,14 @@ print(time.perf_counter() - t0)
 """
 
 #: the first request's own work, without its AWS and DM Hub calls: the ingest loads the source's
-#: mapping, verifies, decrypts and maps a signed WeChat follow and serialises the queued event;
+#: mapping, verifies, decrypts and maps a signed WeChat follow and serialises the queued event as
+#: the queue client does;
 #: the sender parses and validates that queued event and builds DM Hub's request body
 _INGEST_WORK = """
+import json
 from dmhub_adapter.ingest.pipeline import queued_event
 from dmhub_adapter.mapping.engine import map_payload
-from dmhub_adapter.model.customer_event import SEED_ATTRIBUTE_BUDGET
+from dmhub_adapter.model.rules import SEED_ATTRIBUTE_BUDGET
 from dmhub_adapter.sources.base import Account
 from dmhub_adapter.sources.registry import source_for
 from dmhub_adapter.webhook import WebhookRequest
@@ -113,7 +115,8 @@ request = WebhookRequest(method="POST", source="wechat", account="demo", body={b
                          raw_query={raw_query!r}, headers={{}}, received_at={now!r}, request_id="cold")
 inbound = source.receive(request, Account("wechat", "demo", source.mapping, {secret!r}))
 meta = {{"source": "wechat", "account": "demo", "received_at": int(request.received_at)}}
-queued = [queued_event("wechat", request, mapped, SEED_ATTRIBUTE_BUDGET).model_dump_json()
+queued = [json.dumps(queued_event("wechat", request, mapped, SEED_ATTRIBUTE_BUDGET).to_message(),
+                     ensure_ascii=False, separators=(",", ":"))
           for result in map_payload(source.mapping, inbound.messages, meta) for mapped in result.events]
 assert len(queued) == 1
 """
@@ -195,7 +198,7 @@ def _first_work() -> dict[str, str]:
 
     wechat = cases()[0]
     request = wechat.request
-    queued = wechat.library()[0].model_dump_json()
+    queued = json.dumps(wechat.library()[0].to_message(), ensure_ascii=False, separators=(",", ":"))
     ingest = _INGEST_WORK.format(body=request.body, query=request.query, raw_query=request.raw_query,
                                  now=request.received_at, secret=WECHAT_SECRET)
     return {"ingest": ingest, "sender": _SENDER_WORK.format(queued=queued)}
@@ -347,6 +350,26 @@ def importtime_top(name: str, top: int = 10) -> list[tuple[str, float]]:
     if done.returncode != 0:
         raise RuntimeError(f"importtime run failed ({name}):\n{done.stderr[-2000:]}")
     return aggregate_importtime(done.stderr, top)
+
+
+def heavy_modules(name: str) -> list[str]:
+    """The top-level packages among pydantic, pydantic_core and yaml that the handler's import +
+    first request loads (checkout layer, fresh interpreter): none, when the cold path is as
+    designed (the mapping from its compiled plan, events checked without pydantic)."""
+    program = _importtime_program(name)
+    code = program.code + (
+        "\nimport sys\nprint('heavy:' + ','.join(sorted({m.split('.')[0] for m in sys.modules}"
+        " & {'pydantic', 'pydantic_core', 'yaml'})))\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POWERTOOLS_", "LAMBDA_"))}
+    environment.update(program.env)
+    environment.update(PYTHONPATH=os.pathsep.join(program.path), PYTHONDONTWRITEBYTECODE="1")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment, cwd=ROOT,
+                          check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"heavy modules run failed ({name}):\n{done.stderr[-2000:]}")
+    line = next(line for line in done.stdout.splitlines() if line.startswith("heavy:"))
+    return [module for module in line.removeprefix("heavy:").split(",") if module]
 
 
 def aggregate_importtime(stderr: str, top: int = 10) -> list[tuple[str, float]]:

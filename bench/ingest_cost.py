@@ -1,9 +1,10 @@
 """P1: warm ingest cost per event, library path against an inline floor.
 
-Library path: ``source.receive`` (verify, decrypt, parse) + ``map_payload`` + the
-``QueuedEvent`` the pipeline builds. Floor: the same payload through the bare steps written
-here (hashlib/hmac, cryptography AES, defusedxml/json, one pydantic validate), with what the
-mapping file decides (event name, fields, externalId) hard-coded. No AWS on either side.
+Library path: ``source.receive`` (verify, decrypt, parse) + ``map_payload`` + the queued
+event the pipeline builds (``queued_event``, checked without pydantic). Floor: the same
+payload through the bare steps written here (hashlib/hmac, cryptography AES, defusedxml/json,
+one pydantic validate), with what the mapping file decides (event name, fields, externalId)
+hard-coded. No AWS on either side.
 """
 
 from __future__ import annotations
@@ -190,8 +191,8 @@ def cases() -> list[Case]:
 
 def check_equivalent(case: Case) -> None:
     """The floor must produce the event the library produces, or the comparison means nothing."""
-    library = case.library()[0].model_dump(mode="json")
-    floor = case.floor().model_dump(mode="json")
+    library = case.library()[0].to_message()
+    floor = case.floor().to_message()
     if library != floor:
         raise AssertionError(f"{case.name}: the floor does not build the library's event:\n{library}\n{floor}")
 

@@ -18,7 +18,8 @@ from dmhub_adapter.errors import (
     Unavailable,
     WebhookError,
 )
-from dmhub_adapter.mapping.config import MappingFile, load_mapping
+from dmhub_adapter.mapping.config import checked_mapping_data, load_mapping, packaged_dir
+from dmhub_adapter.mapping.plan import MappingPlan
 from dmhub_adapter.sources.base import Account, IngestOutcome, MessageRejection
 from dmhub_adapter.sources.registry import parse_source_mapping, source_for
 from dmhub_adapter.sources.taobao import TaobaoSource, build, format_timestamp, signed_request
@@ -29,10 +30,17 @@ NOW = 1718712102.0  # 2024-06-18 20:01:42 GMT+8
 TID = 3898765432101234567
 
 
-def _mapping() -> MappingFile:
+def _mapping() -> MappingPlan:
     mapping = load_mapping("taobao")
     assert mapping is not None
     return mapping
+
+
+def _mapping_data() -> dict[str, Any]:
+    """The packaged Taobao mapping as data, to change a block of."""
+    path = packaged_dir() / "taobao.yaml"
+    data: dict[str, Any] = checked_mapping_data(path.read_text(encoding="utf-8"), str(path))
+    return data
 
 
 def _content(**extra: Any) -> str:
@@ -179,8 +187,7 @@ def test_timestamp_window(source: TaobaoSource, account: Account, skew: int, acc
 
 
 def test_timestamp_window_is_configurable(account: Account) -> None:
-    text = (_mapping().model_dump_json(by_alias=True, exclude_none=True))
-    data = json.loads(text)
+    data = _mapping_data()
     data["verification"] = {"timestamp_tolerance_seconds": 60}
     strict = TaobaoSource(parse_source_mapping(json.dumps(data), "<test>"))
     body = _body(_message())
@@ -190,7 +197,7 @@ def test_timestamp_window_is_configurable(account: Account) -> None:
 
 
 def test_sign_methods_can_be_restricted(account: Account) -> None:
-    data = json.loads(_mapping().model_dump_json(by_alias=True, exclude_none=True))
+    data = _mapping_data()
     data["verification"] = {"sign_methods": ["hmac-sha256"]}
     strict = TaobaoSource(parse_source_mapping(json.dumps(data), "<test>"))
     body = _body(_message())

@@ -216,3 +216,51 @@ def test_taobao_bad_signature_is_refused(accounts: Ingest) -> None:
 
     assert response.status in (401, 403)
     assert accounts.events() == []
+
+
+_FRESH_INGEST = """
+import importlib.util, json, sys
+from dmhub_adapter_tools.local.apigw_event import make_event
+from dmhub_adapter_tools.local.context import new_context
+spec = importlib.util.spec_from_file_location("app", sys.argv[1])
+app = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(app)
+loaded_by_tools = {m for m in sys.modules if m.startswith(("pydantic", "yaml"))}
+request = json.loads(sys.stdin.read())
+event = make_event(method="POST", source="wechat", account="demo", body=request["body"].encode(),
+                   raw_query=request["raw_query"], headers={"content-type": "text/xml"}, request_id="fresh")
+result = app.lambda_handler(event, new_context("IngestFunction", timeout_seconds=10, memory_limit_in_mb=1024))
+print(json.dumps({"status": result["statusCode"], "body": result["body"],
+                  "loaded": sorted({m for m in sys.modules if m.startswith(("pydantic", "yaml"))} - loaded_by_tools)}))
+"""
+
+
+def test_a_cold_ingest_queues_a_wechat_follow_without_pydantic_or_yaml(accounts: Ingest) -> None:
+    """The ingest's whole first request in a fresh interpreter — settings, the packaged mapping
+    from the plan the build writes, the secret, verification and AES, mapping, the claim and the
+    queue — imports neither pydantic nor PyYAML (together ~130 ms of a cold start)."""
+    import subprocess
+    import sys
+
+    from dmhub_adapter.mapping import files
+    from dmhub_adapter.mapping.compile import write_plans
+    from tests.conftest import ROOT
+    from tests.integration.ingest.conftest import APP_PATH
+
+    assert write_plans(files.packaged_dir()) == ([], [])  # as `make` and the layer's build do
+    openid = f"oCold{int(time.time() * 1000)}"
+    xml = re.sub(r"<FromUserName><!\[CDATA\[[^\]]+\]\]>", f"<FromUserName><![CDATA[{openid}]]>",
+                 wechat_plaintext("wechat-follow-qr-safe"))
+    raw_query, body = wechat.signed_request(WECHAT_SECRET, xml, "safe")
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    done = subprocess.run(
+        [sys.executable, "-c", _FRESH_INGEST, str(APP_PATH)], input=json.dumps({"body": text, "raw_query": raw_query}),
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["status"] == 200 and result["body"] == "success", result
+    assert result["loaded"] == []
+    events = [e["body"] for e in accounts.events()]
+    assert [e["identity"]["value"] for e in events] == [openid]
+    assert events[0]["event"]["event"].startswith("c_") and events[0]["rule"]

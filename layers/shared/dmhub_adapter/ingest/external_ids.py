@@ -23,8 +23,12 @@ written before this rule still deduplicate (see docs/security.md, migration).
 from __future__ import annotations
 
 import hashlib
+from typing import TYPE_CHECKING
 
-from dmhub_adapter.model.customer_event import EXTERNAL_ID_MAX, CustomerEvent
+from dmhub_adapter.model.rules import EXTERNAL_ID_MAX
+
+if TYPE_CHECKING:
+    from dmhub_adapter.model.customer_event import CustomerEvent
 
 #: marks the hashed form; a mapping key starting with it is always hashed
 HASH_MARKER = "~sha256:"

@@ -38,18 +38,19 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Union
 
 from dmhub_adapter.ingest.errors import DependencyUnavailable
-from dmhub_adapter.model.customer_event import QueuedEvent
 from dmhub_adapter.model.wire import WireQueuedEvent
 from dmhub_adapter.queue import EnqueueError, OutgoingMessage, send_messages
+from dmhub_adapter.records import field, record
 from dmhub_adapter.store import ClaimStore
 from dmhub_adapter.store.claims import Claim, ClaimStatus, fingerprint
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
+
+    from dmhub_adapter.model.customer_event import QueuedEvent
 
 logger = logging.getLogger(__name__)
 
@@ -57,13 +58,18 @@ DEFAULT_PENDING_WAIT = 2.0
 DEFAULT_POLL_INTERVAL = 0.1
 
 
-def message_attributes(event: QueuedEvent | WireQueuedEvent) -> dict[str, str]:
+#: a queued event as the ingest builds it: plainly (:class:`WireQueuedEvent`) or, when a value
+#: is not of JSON's own types, as pydantic's ``QueuedEvent``; both write the same message
+AnyQueuedEvent = Union["QueuedEvent", WireQueuedEvent]
+
+
+def message_attributes(event: AnyQueuedEvent) -> dict[str, str]:
     """SQS message attributes, for subscription filters and the replay tools (which read a
     dead-lettered message as the sender does)."""
     return {"source": event.source, "account": event.account, "event": event.event.event}
 
 
-@dataclass
+@record
 class HandoffResult:
     """What the handoff did with a request's events: enqueued, duplicates, still in flight
     elsewhere, and the SQS message ids."""
@@ -106,7 +112,7 @@ class Handoff:
 
     def submit(
         self,
-        events: Sequence[QueuedEvent],
+        events: Sequence[AnyQueuedEvent],
         *,
         lease_seconds: float | None = None,
         wait_seconds: float | None = None,
@@ -114,7 +120,7 @@ class Handoff:
         """Hand each event over once; raises :class:`DependencyUnavailable` when the store or
         the queue fails (after giving back this request's claims)."""
         result = HandoffResult()
-        unique: dict[str, QueuedEvent] = {}
+        unique: dict[str, AnyQueuedEvent] = {}
         for event in events:
             # The same natural key twice in one payload (a relay batching a redelivery) would
             # otherwise wait on its own PENDING claim.
@@ -139,10 +145,10 @@ class Handoff:
         return result
 
     def _round(
-        self, events: list[QueuedEvent], result: HandoffResult, lease_seconds: float | None
-    ) -> list[QueuedEvent]:
-        acquired: list[tuple[QueuedEvent, Claim]] = []
-        busy: list[QueuedEvent] = []
+        self, events: list[AnyQueuedEvent], result: HandoffResult, lease_seconds: float | None
+    ) -> list[AnyQueuedEvent]:
+        acquired: list[tuple[AnyQueuedEvent, Claim]] = []
+        busy: list[AnyQueuedEvent] = []
         try:
             for event in events:
                 claim = self.claims.claim(event.claim_key, trace_id=event.trace_id, lease_seconds=lease_seconds)
@@ -160,9 +166,9 @@ class Handoff:
             self._enqueue(acquired, result)
         return busy
 
-    def _enqueue(self, acquired: list[tuple[QueuedEvent, Claim]], result: HandoffResult) -> None:
+    def _enqueue(self, acquired: list[tuple[AnyQueuedEvent, Claim]], result: HandoffResult) -> None:
         messages = [
-            OutgoingMessage(body=event.model_dump(mode="json"), attributes=message_attributes(event))
+            OutgoingMessage(body=event.to_message(), attributes=message_attributes(event))
             for event, _ in acquired
         ]
         error: Exception | None = None
@@ -172,7 +178,7 @@ class Handoff:
             error, sent = exc, exc.sent
         except Exception as exc:  # the client itself failed (credentials, endpoint)
             error, sent = exc, {}
-        unsent: list[tuple[QueuedEvent, Claim]] = []
+        unsent: list[tuple[AnyQueuedEvent, Claim]] = []
         for index, (event, claim) in enumerate(acquired):
             message_id = sent.get(index)
             if message_id is None:
@@ -193,7 +199,7 @@ class Handoff:
             self._release(unsent)
             raise DependencyUnavailable("event_queue") from error
 
-    def _release(self, claimed: list[tuple[QueuedEvent, Claim]]) -> None:
+    def _release(self, claimed: list[tuple[AnyQueuedEvent, Claim]]) -> None:
         for event, claim in claimed:
             assert claim.lease is not None
             try:

@@ -8,7 +8,7 @@ Order of work for ``POST /webhooks/{source}/{account}``:
 4. ``source.receive``: verify, decrypt, parse (the adapter's 4xx pass through unchanged), then
    the mapping's account binding (:mod:`~dmhub_adapter.ingest.tenancy`, 403);
 5. ``map_payload``: each message mapped, skipped or unmapped; every mapped event is wrapped in a
-   :class:`QueuedEvent` keyed ``{source}#{account}#{externalId}``;
+   queued event (:func:`queued_event`) keyed ``{source}#{account}#{externalId}``;
 6. :class:`~dmhub_adapter.ingest.handoff.Handoff`: claim, enqueue, mark QUEUED (duplicates are
    acknowledged and counted, failures give their claims back and answer 503);
 7. anything unmapped or refused per message → one record on the UnmappedQueue
@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from dmhub_adapter.errors import MethodNotAllowed, NotFound, PayloadTooLarge, Unavailable, WebhookError
@@ -37,16 +36,17 @@ from dmhub_adapter.ingest.outcome import RequestOutcome
 from dmhub_adapter.ingest.tenancy import check_account_binding, source_body_cap
 from dmhub_adapter.ingest.unmapped import UnmappedQueue
 from dmhub_adapter.observability import MetricsSink, NullMetrics, publish_outcome
+from dmhub_adapter.records import field, record
 from dmhub_adapter.secrets import SecretStore
 from dmhub_adapter.settings import IngestSettings
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames, Source
 from dmhub_adapter.store.signature_binding import Binder
-from dmhub_adapter.validation import error_message
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse, json_response
 
 if TYPE_CHECKING:
+    from dmhub_adapter.ingest.handoff import AnyQueuedEvent
     from dmhub_adapter.mapping.engine import MappedEvent
-    from dmhub_adapter.model.customer_event import AttributeBudget, QueuedEvent
+    from dmhub_adapter.model.rules import AttributeBudget
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ logger = logging.getLogger(__name__)
 _ANSWER_RESERVE = 1.0
 
 
-@dataclass
+@record
 class Delivery:
     """What became of an authentic payload: the outcome and, per message, why any was not mapped."""
 
@@ -66,31 +66,83 @@ class Delivery:
     external_ids: list[str] = field(default_factory=list)
 
 
+class QueuedEventError(ValueError):
+    """A mapped event cannot be queued: wrapped for the queue it breaks DM Hub's rules (no
+    identity and no customer, attribute kinds beyond the budget); ``str()`` says why."""
+
+
 def queued_event(
     source: str, request: WebhookRequest, mapped: MappedEvent, attribute_budget: AttributeBudget
-) -> QueuedEvent:
-    """The :class:`QueuedEvent` one mapped event becomes: claim key from the mapping's own
-    externalId, the event's externalId namespaced for DM Hub, validated against the budget.
+) -> AnyQueuedEvent:
+    """The queued event one mapped event becomes: claim key from the mapping's own externalId,
+    the event's externalId namespaced for DM Hub, checked against the budget as pydantic's
+    :class:`~dmhub_adapter.model.customer_event.QueuedEvent` checks it.
 
-    Raises :class:`pydantic.ValidationError` when the event breaks DM Hub's rules.
+    Built plainly (a :class:`~dmhub_adapter.model.wire.WireQueuedEvent`) when the event's values
+    are of JSON's own types and it passes; otherwise the pydantic model decides and words the
+    refusal. Raises :class:`QueuedEventError` when the event breaks DM Hub's rules.
+
+    Example::
+
+        message = queued_event("wechat", request, mapped, settings.attribute_budget).to_message()
     """
-    from dmhub_adapter.ingest.external_ids import namespaced
-    from dmhub_adapter.model.customer_event import ATTRIBUTE_BUDGET_CONTEXT, QueuedEvent
+    from dmhub_adapter.ingest.external_ids import dmhub_external_id
+    from dmhub_adapter.model.rules import check_deliverable
+    from dmhub_adapter.model.wire import WireQueuedEvent, read_attribute_kinds
     from dmhub_adapter.store.claims import claim_key
 
-    return QueuedEvent.model_validate(
-        {
-            "source": source,
-            "account": request.account,
-            "claim_key": claim_key(source, request.account, str(mapped.event.externalId)),
-            "trace_id": request.request_id,
-            "rule": mapped.rule,
-            "identity": mapped.identity,
-            "event": namespaced(mapped.event, source, request.account),
-            "attribute_kinds": mapped.attribute_kinds,
-        },
-        context={ATTRIBUTE_BUDGET_CONTEXT: attribute_budget},
-    )
+    external_id = mapped.checked.externalId
+    key = claim_key(source, request.account, str(external_id))
+    if mapped.plain:
+        event = mapped.checked
+        if external_id:
+            event = event.with_external_id(dmhub_external_id(source, request.account, external_id))
+        try:
+            kinds = read_attribute_kinds(mapped.attribute_kinds)
+            check_deliverable(
+                has_identity=mapped.checked_identity is not None,
+                customer_id=event.customerId,
+                external_id=event.externalId,
+                attributes=event.extras,
+                attribute_kinds=kinds,
+                budget=attribute_budget,
+            )
+        except ValueError:
+            pass  # the model below words the refusal
+        else:
+            return WireQueuedEvent(
+                source=source, account=request.account, claim_key=key, event=event,
+                identity=mapped.checked_identity, trace_id=request.request_id, rule=mapped.rule,
+                attribute_kinds=kinds,
+            )
+    return _queued_model(source, request, mapped, key, attribute_budget)
+
+
+def _queued_model(
+    source: str, request: WebhookRequest, mapped: MappedEvent, key: str, attribute_budget: AttributeBudget
+) -> AnyQueuedEvent:
+    from pydantic import ValidationError
+
+    from dmhub_adapter.ingest.external_ids import namespaced
+    from dmhub_adapter.model.customer_event import ATTRIBUTE_BUDGET_CONTEXT, QueuedEvent
+    from dmhub_adapter.validation import error_message
+
+    try:
+        return QueuedEvent.model_validate(
+            {
+                "source": source,
+                "account": request.account,
+                "claim_key": key,
+                "trace_id": request.request_id,
+                "rule": mapped.rule,
+                "identity": mapped.identity,
+                "event": namespaced(mapped.event, source, request.account),
+                "attribute_kinds": mapped.attribute_kinds,
+            },
+            context={ATTRIBUTE_BUDGET_CONTEXT: attribute_budget},
+        )
+    except ValidationError as exc:
+        raise QueuedEventError("; ".join(error_message(e) for e in exc.errors())) from exc
 
 
 class IngestPipeline:
@@ -152,7 +204,7 @@ class IngestPipeline:
     def source(self, name: str) -> Source:
         """The adapter for ``name``; :class:`NotFound` when no mapping defines it, 503 when its
         mapping file cannot be used."""
-        from dmhub_adapter.mapping.config import MappingConfigError
+        from dmhub_adapter.mapping.files import MappingConfigError
 
         try:
             if self._source_lookup is not None:
@@ -242,15 +294,13 @@ class IngestPipeline:
         (claim store, event queue or unmapped queue failing; a claim still in flight elsewhere).
         With ``keep_unmapped=False`` (replays) unmapped messages are only reported.
         """
-        from pydantic import ValidationError
-
         from dmhub_adapter.mapping.engine import map_payload
 
         sink: MetricsSink = metrics or NullMetrics()
         started = time.monotonic()
         meta = {"source": source.name, "account": request.account, "received_at": int(request.received_at)}
         results = map_payload(source.mapping, inbound.messages, meta)
-        events: list[QueuedEvent] = []
+        events: list[AnyQueuedEvent] = []
         reasons: list[str] = []
         skip_reasons: list[str] = []
         skipped = unmapped = 0
@@ -269,9 +319,9 @@ class IngestPipeline:
                     queued_event(source.name, request, mapped, self.settings.attribute_budget)
                     for mapped in result.events
                 ]
-            except ValidationError as exc:
+            except QueuedEventError as exc:
                 unmapped += 1
-                problem = "; ".join(error_message(e) for e in exc.errors())
+                problem = str(exc)
                 reasons.append(f"message #{number}: rule {result.rule!r}: {problem}")
                 continue
             events.extend(built)

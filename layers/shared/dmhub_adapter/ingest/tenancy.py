@@ -24,9 +24,9 @@ from jmespath.exceptions import JMESPathError
 
 from dmhub_adapter.errors import Forbidden
 from dmhub_adapter.mapping import converters
-from dmhub_adapter.mapping.config import AccountBinding
 from dmhub_adapter.mapping.engine import MappingError, decode_message
 from dmhub_adapter.mapping.functions import is_false, search
+from dmhub_adapter.mapping.plan import BindingPlan
 from dmhub_adapter.sources.base import Account, Inbound, Source
 
 logger = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def check_account_binding(account: Account, inbound: Inbound, *, log: Any = None
         _check_binding(account, inbound, binding, log or logger)
 
 
-def _check_binding(account: Account, inbound: Inbound, binding: AccountBinding, log: Any) -> None:
+def _check_binding(account: Account, inbound: Inbound, binding: BindingPlan, log: Any) -> None:
     expected = _text((account.secret or {}).get(binding.secret))
     if expected is None:
         if (account.source, account.name, binding.secret) not in _warned:

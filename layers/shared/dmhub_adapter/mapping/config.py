@@ -4,16 +4,19 @@ A file declares how the source's payload is decoded and a list of rules; the fir
 whose ``when`` holds maps the message (``continue: true`` lets later rules map it too).
 Values are JMESPath expressions (with the extra functions of :mod:`.functions`), literals,
 or templates, each optionally passed through named converters (:mod:`.converters`).
-Everything is compiled when the file loads, so a bad config fails at load time with the
-file, the rule and the field named.
+Everything is checked and compiled when the file loads, so a bad config fails at load time
+with the file, the rule and the field named.
+
+The pydantic models below are the file's schema and its checks; a checked file becomes a
+:class:`~dmhub_adapter.mapping.plan.MappingPlan`, which is what the runtime runs. A packaged
+mapping whose plan the build wrote (:mod:`dmhub_adapter.mapping.compiled`) loads from that
+plan without this module.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,7 +32,22 @@ from pydantic import (
 )
 
 from dmhub_adapter.mapping import converters
+from dmhub_adapter.mapping.files import (
+    SOURCE_NAME_RE,
+    MappingConfigError,
+    mapping_path,
+    packaged_dir,
+    read_compiled_plan,
+    search_dirs,
+)
 from dmhub_adapter.mapping.functions import compile_expression
+from dmhub_adapter.mapping.plan import (
+    MappingPlan,
+    RulePlan,
+    converter_chain,
+    plan_from_data,
+    template_parts,
+)
 from dmhub_adapter.model.customer_event import (
     ATTRIBUTE_BUDGET_CONTEXT,
     CUSTOM_EVENT_PREFIX,
@@ -43,7 +61,30 @@ from dmhub_adapter.model.customer_event import (
 )
 from dmhub_adapter.validation import StrictModel, error_location, error_message
 
-SOURCE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+# names other modules have always imported from here
+__all__ = [
+    "SOURCE_NAME_RE",
+    "AccountBinding",
+    "AttributeSpec",
+    "DecodeStep",
+    "Defaults",
+    "IdentitySpec",
+    "MappingConfigError",
+    "MappingFile",
+    "RuleSpec",
+    "ValueSpec",
+    "available_sources",
+    "block_problems",
+    "check_mapping",
+    "checked_mapping_data",
+    "iter_rules",
+    "json_schema",
+    "load_mapping",
+    "mapping_path",
+    "packaged_dir",
+    "parse_mapping",
+]
+
 #: names whose claim keys or secret names would collide with the table's token and identity
 #: items (``token#…``, ``identity#…``) or the DM Hub credentials secret (``{prefix}/dmhub``)
 RESERVED_SOURCE_NAMES = frozenset({"token", "identity", "dmhub"})
@@ -60,7 +101,6 @@ EVENT_FIELDS = (
     "summary",
     "referrer",
 )
-_TEMPLATE_PART_RE = re.compile(r"\{([^{}]+)\}")
 
 
 #: libyaml's safe loader when PyYAML has it (the wheels do): ten times faster on a mapping file
@@ -72,16 +112,6 @@ def _new_list() -> list[Any]:
     # a Python function's signature is read at once, the builtin ``list``'s is parsed from
     # text each time (40-50 ms over the hundreds of values of one mapping file).
     return []
-
-
-class MappingConfigError(ValueError):
-    """A mapping file is invalid; ``str()`` names the file, the rule and the field."""
-
-    def __init__(self, file: str, problems: list[str]) -> None:
-        self.file = file
-        self.problems = problems
-        super().__init__(f"{file}: " + "; ".join(problems) if len(problems) == 1 else
-                         f"{file}:\n  - " + "\n  - ".join(problems))
 
 
 class ValueSpec(StrictModel):
@@ -124,17 +154,13 @@ class ValueSpec(StrictModel):
         if len(sources) != 1:
             raise ValueError("give exactly one of path, value or template")
         try:
-            if self.path is not None:
-                self._compiled = compile_expression(self.path)
+            self._compiled = compile_expression(self.path) if self.path is not None else None
             if self.template is not None:
-                self._template_parts = [
-                    (match.group(0), compile_expression(match.group(1)))
-                    for match in _TEMPLATE_PART_RE.finditer(self.template)
-                ]
+                self._template_parts = template_parts(self.template)
         except JMESPathError as exc:
             raise ValueError(f"bad JMESPath expression: {exc}") from exc
         try:
-            self._chain = [converters.parse_converter(spec) for spec in self.convert]
+            self._chain = converter_chain(self.convert)
         except converters.ConversionError as exc:
             raise ValueError(str(exc)) from exc
         return self
@@ -187,7 +213,7 @@ class DecodeStep(StrictModel):
     @model_validator(mode="after")
     def _compile(self) -> DecodeStep:
         try:
-            self._chain = [converters.parse_converter(spec) for spec in self.convert]
+            self._chain = converter_chain(self.convert)
         except converters.ConversionError as exc:
             raise ValueError(str(exc)) from exc
         return self
@@ -336,8 +362,6 @@ class MappingFile(StrictModel):
         return binding if isinstance(binding, list) else [binding]
 
     _messages: Any = PrivateAttr(default=None)
-    #: the attribute budget the file was checked against; the engine validates events with it
-    _budget: AttributeBudget = PrivateAttr(default=SEED_ATTRIBUTE_BUDGET)
 
     @field_validator("source")
     @classmethod
@@ -410,9 +434,9 @@ def block_problems(exc: ValidationError, block: str) -> list[str]:
     return problems
 
 
-def parse_mapping(text: str, file: str, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET) -> MappingFile:
-    """Parse and validate one mapping file's text against the deployment's custom attribute
-    ``budget``; raises :class:`MappingConfigError`.
+def check_mapping(text: str, file: str, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET) -> MappingFile:
+    """Parse and check one mapping file's text against the deployment's custom attribute
+    ``budget``: the file's pydantic model; raises :class:`MappingConfigError`.
 
     This checks the mapping language only; the adapter's own blocks (``verification``,
     ``reply``, ``options``) are checked by :func:`dmhub_adapter.sources.registry.parse_source_mapping`."""
@@ -429,40 +453,39 @@ def parse_mapping(text: str, file: str, *, budget: AttributeBudget = SEED_ATTRIB
     stem = Path(file).stem
     if stem != mapping.source and not file.startswith("<"):
         raise MappingConfigError(file, [f"field 'source': {mapping.source!r} must match the file name {stem!r}"])
-    mapping._budget = budget
     return mapping
 
 
-def packaged_dir() -> Path:
-    """The folder of the mappings shipped in the package (``dmhub_adapter/mappings``)."""
-    return Path(str(resources.files("dmhub_adapter") / "mappings"))
+def checked_mapping_data(
+    text: str, file: str, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
+) -> dict[str, Any]:
+    """The checked file as data, every key present (what a plan is made from); raises
+    :class:`MappingConfigError`."""
+    return check_mapping(text, file, budget=budget).model_dump(by_alias=True)
 
 
-def _search_dirs(override: str | None) -> list[Path]:
-    dirs = [Path(override)] if override else []
-    return [*dirs, packaged_dir()]
+def parse_mapping(text: str, file: str, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET) -> MappingPlan:
+    """Parse and check one mapping file's text against the custom attribute ``budget`` and
+    return its plan; raises :class:`MappingConfigError`.
 
+    Example::
 
-def mapping_path(source: str, mappings_dir: str | None = None) -> Path | None:
-    """The file that defines ``source``: ``mappings_dir`` first, then the packaged folder;
-    None for an invalid name or when neither has it."""
-    if not SOURCE_NAME_RE.match(source):
-        return None
-    for directory in _search_dirs(mappings_dir):
-        candidate = directory / f"{source}.yaml"
-        if candidate.is_file():
-            return candidate
-    return None
+        plan = parse_mapping(Path("acme.yaml").read_text(), "acme.yaml")
+    """
+    return plan_from_data(checked_mapping_data(text, file, budget=budget), budget)
 
 
 @lru_cache(maxsize=64)
-def _load_cached(path: str, mtime_ns: int, budget: AttributeBudget) -> MappingFile:
+def _load_cached(path: str, mtime_ns: int, budget: AttributeBudget) -> MappingPlan:
+    compiled = read_compiled_plan(Path(path), budget)
+    if compiled is not None:
+        return compiled
     return parse_mapping(Path(path).read_text(encoding="utf-8"), path, budget=budget)
 
 
 def load_mapping(
     source: str, mappings_dir: str | None = None, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
-) -> MappingFile | None:
+) -> MappingPlan | None:
     """The mapping for ``source`` (``mappings_dir`` first, then the packaged ones), or None."""
     path = mapping_path(source, mappings_dir)
     if path is None:
@@ -473,7 +496,7 @@ def load_mapping(
 def available_sources(mappings_dir: str | None = None) -> list[str]:
     """The names of every source with a mapping file, overrides and packaged ones."""
     names: set[str] = set()
-    for directory in _search_dirs(mappings_dir):
+    for directory in search_dirs(mappings_dir):
         if directory.is_dir():
             names.update(p.stem for p in directory.glob("*.yaml") if SOURCE_NAME_RE.match(p.stem))
     return sorted(names)
@@ -515,6 +538,6 @@ def json_schema() -> dict[str, Any]:
     return schema
 
 
-def iter_rules(mapping: MappingFile) -> Iterable[RuleSpec]:
+def iter_rules(mapping: MappingPlan) -> Iterable[RulePlan]:
     """The rules of ``mapping`` in file order (the order they are tried in)."""
     return iter(mapping.rules)

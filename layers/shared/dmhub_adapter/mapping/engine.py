@@ -6,31 +6,45 @@ Three outcomes per message, kept apart on purpose:
 - ``skipped``  a ``skip`` rule matched: ignored on purpose (e.g. template-send receipts);
 - ``unmapped`` no rule matched, a value could not be converted, or an event failed
   validation. Unmapped messages are authentic and are kept for replay, never dropped.
+
+Events are checked against DM Hub's rules by :func:`dmhub_adapter.model.wire.read_event` and
+:func:`~dmhub_adapter.model.wire.read_identity`, without pydantic, when the rule's values are
+of JSON's own types (text, integers, …), which is what those functions are exact for. Anything
+else, and every refusal, goes to the pydantic models, which then decide and word the reason:
+the verdict is the model's in every case, and a cold ingest mapping an ordinary event never
+imports pydantic. The pydantic :class:`~dmhub_adapter.model.customer_event.CustomerEvent` of a
+mapped event is still there on demand (:attr:`MappedEvent.event`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Literal
+import math
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
 from jmespath.exceptions import JMESPathError
-from pydantic import ValidationError
 
 from dmhub_adapter.mapping import converters
-from dmhub_adapter.mapping.config import MappingFile, RuleSpec, ValueSpec
 from dmhub_adapter.mapping.functions import is_false, search
-from dmhub_adapter.model.customer_event import (
+from dmhub_adapter.mapping.plan import MappingPlan, RulePlan, ValuePlan
+from dmhub_adapter.model.rules import (
     ATTRIBUTE_BUDGET_CONTEXT,
     SUMMARY_MAX,
     TAG_MAX,
     TARGET_MAX,
-    CustomerEvent,
-    Identity,
+    AttributeBudget,
     check_attribute_value,
 )
-from dmhub_adapter.validation import error_lines
+from dmhub_adapter.model.wire import DECLARED_FIELDS as _DECLARED
+from dmhub_adapter.model.wire import WireEvent, WireIdentity, read_event, read_identity
+from dmhub_adapter.records import field, record
+
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from dmhub_adapter.mapping.config import ValueSpec
+    from dmhub_adapter.model.customer_event import CustomerEvent, Identity
 
 #: limits a ``truncate: true`` value is cut to, by field
 _LIMITS = {"targetId": TARGET_MAX, "targetName": TARGET_MAX, "tag": TAG_MAX, "summary": SUMMARY_MAX}
@@ -46,18 +60,76 @@ class MappingError(ValueError):
     """A message could not be mapped; the message names the rule and the field."""
 
 
-@dataclass(frozen=True)
+#: how deep a custom attribute's value may nest and still be written without pydantic
+_PLAIN_DEPTH = 32
+
+
+def json_plain(value: Any, depth: int = 0) -> bool:
+    """Whether ``value`` is made of JSON's own types only (text keys, finite numbers), so that
+    ``json.dumps`` writes it as pydantic's JSON mode would."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool or kind is int:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= _PLAIN_DEPTH:
+        return False
+    if kind is list:
+        return all(json_plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(key) is str and json_plain(item, depth + 1) for key, item in value.items())
+    return False
+
+
+@record(frozen=True, eq=False)
 class MappedEvent:
-    """One event a rule produced, with the identity the sender resolves to a customer."""
+    """One event a rule produced, checked against DM Hub's rules, with the identity the sender
+    resolves to a customer.
+
+    ``checked`` and ``checked_identity`` are the event and identity as plain objects (what the
+    ingest queues); :attr:`event` and :attr:`identity` are the same as pydantic models, made on
+    first use."""
 
     rule: str
-    event: CustomerEvent
-    identity: Identity | None
+    checked: WireEvent
+    checked_identity: WireIdentity | None
     #: kinds of the custom attributes that are not text (quantity, amount)
     attribute_kinds: dict[str, str] = field(default_factory=dict)
+    #: whether every value is JSON's own, so the queue message is written without pydantic
+    plain: bool = True
+    #: the rule's values as produced, and the budget they were checked against (for :attr:`event`)
+    body: dict[str, Any] = field(default_factory=dict)
+    budget: AttributeBudget | None = None
+    _model: Any = None
+    _identity_model: Any = None
+
+    @property
+    def event(self) -> CustomerEvent:
+        """The event as pydantic's :class:`~dmhub_adapter.model.customer_event.CustomerEvent`."""
+        if self._model is None:
+            from dmhub_adapter.model.customer_event import CustomerEvent
+
+            model = CustomerEvent.model_validate(self.body, context={ATTRIBUTE_BUDGET_CONTEXT: self.budget})
+            object.__setattr__(self, "_model", model)
+        event: CustomerEvent = self._model
+        return event
+
+    @property
+    def identity(self) -> Identity | None:
+        """The identity as pydantic's :class:`~dmhub_adapter.model.customer_event.Identity`."""
+        if self.checked_identity is None:
+            return None
+        if self._identity_model is None:
+            from dmhub_adapter.model.customer_event import Identity
+
+            wire = self.checked_identity
+            model = Identity(type=wire.type, value=wire.value, name=wire.name, create=wire.create)
+            object.__setattr__(self, "_identity_model", model)
+        identity: Identity = self._identity_model
+        return identity
 
 
-@dataclass
+@record
 class MessageResult:
     """What became of one message: ``mapped`` (with events), ``skipped`` or ``unmapped``
     (with the reason and, where one matched, the rule)."""
@@ -71,7 +143,7 @@ class MessageResult:
 Getter = Callable[[dict[str, Any]], Any]
 
 
-def _compile_value(spec: ValueSpec, limit: int | None = None, *, field_of: tuple[str, str] | None = None
+def _compile_value(spec: ValuePlan | ValueSpec, limit: int | None = None, *, field_of: tuple[str, str] | None = None
                    ) -> Getter:
     """A ValueSpec as one closure (built once per mapping; pydantic private attributes are
     slow to read on every message). With ``field_of=(rule, field)`` a conversion or JMESPath
@@ -81,8 +153,9 @@ def _compile_value(spec: ValueSpec, limit: int | None = None, *, field_of: tuple
     default = spec.default
     truncate_to = limit if spec.truncate else None
     raw: Getter
-    if spec.path is not None:
-        raw = spec._compiled.evaluate
+    compiled = spec._compiled
+    if compiled is not None:  # set exactly when the value is a path
+        raw = compiled.evaluate
     elif spec.template is not None:
         template = spec.template
         parts = [(placeholder, compiled.evaluate) for placeholder, compiled in spec._template_parts]
@@ -151,8 +224,8 @@ def _holds(evaluate: Getter, context: dict[str, Any]) -> bool:
         return False
 
 
-@dataclass(frozen=True)
-class _IdentityPlan:
+@record(frozen=True)
+class _CompiledIdentity:
     type: str
     type_from: Getter | None
     create: bool
@@ -160,8 +233,8 @@ class _IdentityPlan:
     name: Getter | None
 
 
-@dataclass(frozen=True)
-class _RulePlan:
+@record(frozen=True)
+class _CompiledRule:
     name: str
     skip: str | None
     continue_: bool
@@ -171,16 +244,16 @@ class _RulePlan:
     external_id: Getter | None = None
     date: Getter | None = None
     fields: tuple[tuple[str, Getter], ...] = ()
-    identity: _IdentityPlan | None = None
+    identity: _CompiledIdentity | None = None
     attribute_kinds: tuple[tuple[str, str], ...] = ()
-    context: dict[str, Any] = field(default_factory=dict)
+    budget: AttributeBudget | None = None
 
 
-def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
+def _compile_rule(rule: RulePlan, mapping: MappingPlan) -> _CompiledRule:
     when = rule._when.evaluate if rule._when is not None else None
     foreach = rule._foreach.evaluate if rule._foreach is not None else None
     if rule.skip is not None:
-        return _RulePlan(rule.name, rule.skip, rule.continue_, when, foreach)
+        return _CompiledRule(rule.name, rule.skip, rule.continue_, when, foreach)
     assert rule.event is not None and rule.external_id is not None and rule.date is not None
     fields = [
         (name, _compile_value(spec, _LIMITS.get(name), field_of=(rule.name, name)))
@@ -192,7 +265,7 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
     identity_spec = rule.identity or mapping.defaults.identity
     identity = None
     if identity_spec is not None:
-        identity = _IdentityPlan(
+        identity = _CompiledIdentity(
             type=identity_spec.type,
             type_from=(_compile_value(identity_spec.type_from, field_of=(rule.name, "identity.typeFrom"))
                        if identity_spec.type_from else None),
@@ -204,7 +277,7 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
                 else None
             ),
         )
-    return _RulePlan(
+    return _CompiledRule(
         name=rule.name,
         skip=None,
         continue_=rule.continue_,
@@ -216,22 +289,22 @@ def _plan_rule(rule: RuleSpec, mapping: MappingFile) -> _RulePlan:
         fields=tuple(fields),
         identity=identity,
         attribute_kinds=tuple(rule.attribute_kinds().items()),
-        context={ATTRIBUTE_BUDGET_CONTEXT: mapping._budget},
+        budget=mapping._budget,
     )
 
 
-_plans: dict[int, tuple[MappingFile, list[_RulePlan]]] = {}
+_compiled: dict[int, tuple[MappingPlan, list[_CompiledRule]]] = {}
 
 
-def _plan(mapping: MappingFile) -> list[_RulePlan]:
-    cached = _plans.get(id(mapping))
+def _rules(mapping: MappingPlan) -> list[_CompiledRule]:
+    cached = _compiled.get(id(mapping))
     if cached is None or cached[0] is not mapping:
-        cached = (mapping, [_plan_rule(rule, mapping) for rule in mapping.rules])
-        _plans[id(mapping)] = cached
+        cached = (mapping, [_compile_rule(rule, mapping) for rule in mapping.rules])
+        _compiled[id(mapping)] = cached
     return cached[1]
 
 
-def decode_message(mapping: MappingFile, message: dict[str, Any]) -> dict[str, Any]:
+def decode_message(mapping: MappingPlan, message: dict[str, Any]) -> dict[str, Any]:
     """Run the file's ``decode`` steps on one message (returns a new dict)."""
     if not mapping.decode:
         return message
@@ -248,7 +321,7 @@ def decode_message(mapping: MappingFile, message: dict[str, Any]) -> dict[str, A
     return decoded
 
 
-def split_messages(mapping: MappingFile, payload: Any) -> list[dict[str, Any]]:
+def split_messages(mapping: MappingPlan, payload: Any) -> list[dict[str, Any]]:
     """One payload → its messages, per the file's ``messages`` expression (default: itself)."""
     items = search(mapping._messages, payload) if mapping._messages is not None else payload
     if isinstance(items, dict):
@@ -258,7 +331,22 @@ def split_messages(mapping: MappingFile, payload: Any) -> list[dict[str, Any]]:
     return items
 
 
-def _build_event(plan: _RulePlan, context: dict[str, Any]) -> MappedEvent:
+#: the CustomerEvent's declared fields a rule can set, by the one type the plain check takes
+_PLAIN_FIELD_TYPES = {"score": int}
+
+
+def _plain_fields(body: dict[str, Any]) -> bool:
+    """Whether the declared fields hold exactly the types :func:`read_event` is exact for
+    (text, and an integer score); ``date`` goes through the same function either way."""
+    for name, value in body.items():
+        if name == "date" or name not in _DECLARED:
+            continue
+        if type(value) is not _PLAIN_FIELD_TYPES.get(name, str):
+            return False
+    return True
+
+
+def _build_event(plan: _CompiledRule, context: dict[str, Any]) -> MappedEvent:
     assert plan.event is not None and plan.external_id is not None and plan.date is not None
     rule = plan.name
     body: dict[str, Any] = {}
@@ -283,39 +371,86 @@ def _build_event(plan: _RulePlan, context: dict[str, Any]) -> MappedEvent:
             raise MappingError(f"rule {rule!r}, field 'identity.value': no value in this message")
         label = plan.identity.name(context) if plan.identity.name is not None else None
         chosen = plan.identity.type_from(context) if plan.identity.type_from is not None else None
-        try:
-            identity = Identity(
-                type=plan.identity.type if chosen in (None, "") else _text(chosen, rule, "identity.typeFrom"),
-                value=_text(value, rule, "identity.value"),
-                name=None if label in (None, "") else _text(label, rule, "identity.name"),
-                create=plan.identity.create,
-            )
-        except ValidationError as exc:
-            raise MappingError(f"rule {rule!r}, identity: {_first_error(exc)}") from exc
-    try:
-        event = CustomerEvent.model_validate(body, context=plan.context)
-    except ValidationError as exc:
-        raise MappingError(f"rule {rule!r}: event invalid for DM Hub: {_first_error(exc)}") from exc
-    kinds = {name: kind for name, kind in plan.attribute_kinds if name in body}
+        identity = {
+            "type": plan.identity.type if chosen in (None, "") else _text(chosen, rule, "identity.typeFrom"),
+            "value": _text(value, rule, "identity.value"),
+            "name": None if label in (None, "") else _text(label, rule, "identity.name"),
+            "create": plan.identity.create,
+        }
+    assert plan.budget is not None  # set on every rule that maps
+    return checked_event(rule, body, identity, plan.attribute_kinds, plan.budget)
+
+
+def checked_event(rule: str, body: dict[str, Any], identity: dict[str, Any] | None,
+                  attribute_kinds: Iterable[tuple[str, str]], budget: AttributeBudget) -> MappedEvent:
+    """What rule ``rule`` made of a message (its event ``body``, its ``identity``'s type, value,
+    name and create flag) checked against DM Hub's rules and the custom attribute ``budget``;
+    raises :class:`MappingError` with the pydantic model's words when they are broken."""
+    checked_identity = None if identity is None else _identity(rule, identity)
+    checked, model = _event(rule, body, budget)
+    kinds = {name: kind for name, kind in attribute_kinds if name in body}
     for name, kind in kinds.items():
         try:
             check_attribute_value(name, kind, body[name])
         except ValueError as exc:
             raise MappingError(f"rule {rule!r}: event invalid for DM Hub: {exc}") from exc
-    return MappedEvent(rule=rule, event=event, identity=identity, attribute_kinds=kinds)
+    return MappedEvent(
+        rule=rule, checked=checked, checked_identity=checked_identity, attribute_kinds=kinds,
+        plain=model is None and json_plain(checked.extras), body=body, budget=budget, _model=model,
+    )
+
+
+def _identity(rule: str, data: dict[str, Any]) -> WireIdentity:
+    """The rule's identity checked; its texts and flag are of the types the plain check is
+    exact for, so only a refusal asks pydantic, for its words."""
+    try:
+        return read_identity(data)
+    except ValueError:
+        pass
+    from pydantic import ValidationError
+
+    from dmhub_adapter.model.customer_event import Identity
+
+    try:
+        model = Identity(**data)
+    except ValidationError as exc:
+        raise MappingError(f"rule {rule!r}, identity: {_first_error(exc)}") from exc
+    return WireIdentity(type=model.type, value=model.value, name=model.name, create=model.create)
+
+
+def _event(rule: str, body: dict[str, Any], budget: AttributeBudget) -> tuple[WireEvent, CustomerEvent | None]:
+    """The rule's event checked: plainly when its fields are of the types the plain check is
+    exact for and it passes; otherwise pydantic's model decides (and is returned too)."""
+    if _plain_fields(body):
+        try:
+            return read_event(body, budget), None
+        except ValueError:
+            pass
+    from pydantic import ValidationError
+
+    from dmhub_adapter.model.customer_event import CustomerEvent
+
+    try:
+        model = CustomerEvent.model_validate(body, context={ATTRIBUTE_BUDGET_CONTEXT: budget})
+    except ValidationError as exc:
+        raise MappingError(f"rule {rule!r}: event invalid for DM Hub: {_first_error(exc)}") from exc
+    fields = {name: getattr(model, name) for name in _DECLARED if getattr(model, name) is not None}
+    return WireEvent(fields, model.custom_attributes), model
 
 
 def _first_error(exc: ValidationError) -> str:
+    from dmhub_adapter.validation import error_lines
+
     return "; ".join(error_lines(exc.errors()))
 
 
-def map_message(mapping: MappingFile, message: dict[str, Any], meta: dict[str, Any] | None = None) -> MessageResult:
+def map_message(mapping: MappingPlan, message: dict[str, Any], meta: dict[str, Any] | None = None) -> MessageResult:
     """Map one decoded, authentic message. Never raises for bad data: returns ``unmapped``."""
     context = {**message, "_meta": meta or {}}
     events: list[MappedEvent] = []
     matched: list[str] = []
     try:
-        for rule in _plan(mapping):
+        for rule in _rules(mapping):
             if rule.when is not None and not _holds(rule.when, context):
                 continue
             matched.append(rule.name)
@@ -345,7 +480,7 @@ def map_message(mapping: MappingFile, message: dict[str, Any], meta: dict[str, A
     return MessageResult(status="mapped", events=events, rule=matched[0])
 
 
-def map_payload(mapping: MappingFile, messages: list[dict[str, Any]], meta: dict[str, Any] | None = None
+def map_payload(mapping: MappingPlan, messages: list[dict[str, Any]], meta: dict[str, Any] | None = None
                 ) -> list[MessageResult]:
     """Decode and map each message of a payload; a decode failure makes that message unmapped."""
     results = []

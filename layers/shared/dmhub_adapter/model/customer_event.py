@@ -288,6 +288,10 @@ class QueuedEvent(BaseModel):
         )
         return self
 
+    def to_message(self) -> dict[str, Any]:
+        """The queue message's JSON object (what the ingest sends to the EventQueue)."""
+        return self.model_dump(mode="json")
+
     @model_serializer(mode="wrap")
     def _serialise(self, handler: Any) -> dict[str, Any]:
         data: dict[str, Any] = handler(self)

@@ -1,10 +1,11 @@
-"""The queued event as the sender reads it: the contract of
-:class:`~dmhub_adapter.model.customer_event.QueuedEvent`, checked without pydantic.
+"""The queued event without pydantic: the contract of
+:class:`~dmhub_adapter.model.customer_event.QueuedEvent`, checked by plain functions.
 
-The ingest builds and writes queued events with the pydantic models; the sender only reads
-them, and pydantic's import and first model cost its cold start about 110 ms (more than the
-whole of what the sender may add to ``import boto3`` and its clients). So the sender parses the
-queue's JSON here, into frozen plain objects, by the same rules:
+pydantic's import and first model cost a cold start about 110 ms, more than the whole of what
+either function may add to ``import boto3`` and its clients. So the sender parses the queue's
+JSON here, into frozen plain objects, and the ingest checks the events its mappings make with
+:func:`read_event` and :func:`read_identity` and writes them with
+:meth:`WireQueuedEvent.to_message`, by the same rules:
 
 =====================  =====================================================================
 part                   rule (as pydantic's ``QueuedEvent`` validates the queue's JSON)
@@ -23,7 +24,9 @@ across fields          :func:`~dmhub_adapter.model.rules.check_custom_attributes
 
 A lone surrogate (a JSON ``\\ud800`` escape) is refused in text with length limits and passed
 in text without, as pydantic does. A test feeds both readers the same generated
-messages and requires the same verdict and the same DM Hub body.
+messages and requires the same verdict and the same DM Hub body. The reader is exact for
+JSON's own types; where a mapping's value is of another type (bytes, a datetime) the ingest
+asks the pydantic model instead (:mod:`dmhub_adapter.mapping.engine`).
 
 Example::
 
@@ -34,7 +37,6 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dmhub_adapter.model.rules import (
@@ -56,6 +58,7 @@ from dmhub_adapter.model.rules import (
     check_identity_type,
     parse_dmhub_date,
 )
+from dmhub_adapter.records import field, record
 
 
 class SendableEvent(Protocol):
@@ -116,7 +119,7 @@ _EVENT_TEXT: dict[str, tuple[int, int | None]] = {
     "externalId": (1, EXTERNAL_ID_MAX),
 }
 #: every declared field of the CustomerEvent, in the order its JSON body lists them
-_EVENT_FIELDS = (
+DECLARED_FIELDS = _EVENT_FIELDS = (
     "event", "targetId", "targetName", "date", "source", "contentName", "score", "tag", "campaign",
     "campaignName", "referrer", "summary", "externalId", "customerId",
 )
@@ -126,7 +129,7 @@ _ENVELOPE_KEYS = frozenset(
 _IDENTITY_KEYS = frozenset({"type", "value", "name", "create"})
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class WireIdentity:
     """A queued event's identity, checked (see the module's table)."""
 
@@ -136,7 +139,7 @@ class WireIdentity:
     create: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class WireEvent:
     """A queued CustomerEvent, checked: its declared fields that are set and its custom attributes."""
 
@@ -175,6 +178,10 @@ class WireEvent:
         body.update((name, value) for name, value in self.extras.items() if value is not None)
         return body
 
+    def with_external_id(self, external_id: str) -> WireEvent:
+        """This event under another ``externalId`` (the namespaced one DM Hub sees)."""
+        return WireEvent({**self.fields, "externalId": external_id}, self.extras)
+
     def with_customer_id(self, customer_id: int) -> WireEvent:
         """This event for DM Hub's customer ``customer_id`` (resolved from the identity)."""
         fields = {name: value for name, value in self.fields.items() if name != "customerId"}
@@ -182,7 +189,7 @@ class WireEvent:
         return WireEvent(fields, self.extras)
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True)
 class WireQueuedEvent:
     """One queued event as the sender reads it (the fields of ``QueuedEvent``)."""
 
@@ -196,6 +203,26 @@ class WireQueuedEvent:
     version: int = 1
     attribute_kinds: dict[str, str] = field(default_factory=dict)
 
+    def to_message(self) -> dict[str, Any]:
+        """The queue message's JSON object, as pydantic's ``QueuedEvent.model_dump(mode="json")``
+        gives it: no identity key without one, no ``attribute_kinds`` when all are text."""
+        message: dict[str, Any] = {
+            "version": self.version,
+            "source": self.source,
+            "account": self.account,
+            "claim_key": self.claim_key,
+            "trace_id": self.trace_id,
+            "rule": self.rule,
+        }
+        if self.identity is not None:
+            identity = self.identity
+            message["identity"] = {"type": identity.type, "value": identity.value, "name": identity.name,
+                                   "create": identity.create}
+        message["event"] = self.event.to_request()
+        if self.attribute_kinds:
+            message["attribute_kinds"] = dict(self.attribute_kinds)
+        return message
+
 
 def read_queued_event(data: Mapping[str, Any], budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET) -> WireQueuedEvent:
     """The queued event in ``data`` (the message's JSON object) checked against the contract
@@ -204,11 +231,11 @@ def read_queued_event(data: Mapping[str, Any], budget: AttributeBudget = SEED_AT
     version = data.get("version", 1)
     if isinstance(version, bool) or not isinstance(version, int):
         raise ValueError(f"version: must be an integer, got {_kind(version)}")
-    identity = None if data.get("identity") is None else _identity(data["identity"])
+    identity = None if data.get("identity") is None else read_identity(data["identity"])
     if "event" not in data:
         raise ValueError("event: required")
-    event = _event(data["event"], budget)
-    kinds = _attribute_kinds(data.get("attribute_kinds", {}))
+    event = read_event(data["event"], budget)
+    kinds = read_attribute_kinds(data.get("attribute_kinds", {}))
     queued = WireQueuedEvent(
         source=_text("source", _required(data, "source")),
         account=_text("account", _required(data, "account")),
@@ -231,7 +258,9 @@ def read_queued_event(data: Mapping[str, Any], budget: AttributeBudget = SEED_AT
     return queued
 
 
-def _identity(value: object) -> WireIdentity:
+def read_identity(value: object) -> WireIdentity:
+    """An identity (``type``, ``value``, ``name``, ``create``) checked as pydantic's
+    ``Identity`` checks it; raises ``ValueError`` naming the field."""
     if not isinstance(value, Mapping):
         raise ValueError(f"identity: must be an object, got {_kind(value)}")
     _only(value, _IDENTITY_KEYS, "identity.")
@@ -251,7 +280,9 @@ def _identity(value: object) -> WireIdentity:
     )
 
 
-def _event(value: object, budget: AttributeBudget) -> WireEvent:
+def read_event(value: object, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET) -> WireEvent:
+    """A CustomerEvent's JSON object checked as pydantic's ``CustomerEvent`` checks it against
+    the custom attribute ``budget``; raises ``ValueError`` naming the field."""
     if not isinstance(value, Mapping):
         raise ValueError(f"event: must be an object, got {_kind(value)}")
     fields: dict[str, Any] = {}
@@ -289,7 +320,9 @@ def _event(value: object, budget: AttributeBudget) -> WireEvent:
     return WireEvent(fields, extras)
 
 
-def _attribute_kinds(value: object) -> dict[str, str]:
+def read_attribute_kinds(value: object) -> dict[str, str]:
+    """``attribute_kinds`` (attribute name → text, quantity or amount) checked as pydantic's
+    ``QueuedEvent`` checks it; raises ``ValueError``."""
     if not isinstance(value, Mapping):
         raise ValueError(f"attribute_kinds: must be an object, got {_kind(value)}")
     kinds: dict[str, str] = {}

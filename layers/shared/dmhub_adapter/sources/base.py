@@ -7,16 +7,16 @@ messages, and how the platform wants to be answered. The ingest pipeline is gene
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from dmhub_adapter.errors import WebhookError
-from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.mapping.plan import MappingPlan
+from dmhub_adapter.records import field, record
 from dmhub_adapter.store.signature_binding import Binder
 from dmhub_adapter.webhook import WebhookRequest, WebhookResponse
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Account:
     """One configured account of a source: its mapping and its secret (None in dry runs).
 
@@ -26,12 +26,12 @@ class Account:
 
     source: str
     name: str
-    mapping: MappingFile
+    mapping: MappingPlan
     secret: Mapping[str, Any] | None = None
     signature_binding: Binder | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MessageRejection:
     """A message inside an authentic payload that cannot be accepted (e.g. missing topic)."""
 
@@ -39,7 +39,7 @@ class MessageRejection:
     reason: str
 
 
-@dataclass
+@record
 class Inbound:
     """An authentic payload, parsed into messages ready for the mapping engine."""
 
@@ -53,7 +53,7 @@ class Inbound:
     context: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RequestNames:
     """The headers (lower case) and query parameters besides the body that a source's mapping
     can read (routing, ``requestValues``) or its verification names, so an unmapped record keeps
@@ -64,7 +64,7 @@ class RequestNames:
     query: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class SignedParts:
     """A request as the platform would send it, signed by a tool (``dmhub-adapter send``)."""
 
@@ -73,7 +73,7 @@ class SignedParts:
     raw_query: str
 
 
-@dataclass
+@record
 class IngestOutcome:
     """What the pipeline did with an inbound payload; sources shape their reply from it."""
 
@@ -88,7 +88,7 @@ class Source(Protocol):
     """A platform dialect. Implementations live in ``dmhub_adapter.sources.<adapter>``."""
 
     name: str
-    mapping: MappingFile
+    mapping: MappingPlan
 
     def handshake(self, request: WebhookRequest, account: Account) -> WebhookResponse:
         """Answer a GET (URL verification); raise :class:`WebhookError` when it is not valid."""

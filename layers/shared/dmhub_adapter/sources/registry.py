@@ -2,8 +2,8 @@
 
 An adapter module ``dmhub_adapter.sources.<adapter>`` exposes:
 
-- ``build(mapping: MappingFile) -> Source``
-- optionally ``check_config(mapping: MappingFile) -> list[str]`` (problems with the adapter's
+- ``build(mapping: MappingPlan) -> Source``
+- optionally ``check_config(mapping: MappingPlan) -> list[str]`` (problems with the adapter's
   own config blocks such as ``verification``), used by ``check-config`` and at load time;
 - optionally ``check_secret(mapping, secret) -> list[str]`` and ``secret_fields(mapping) ->
   list[str]``: what an account's secret needs and may hold, checked by ``dev`` at start-up and
@@ -13,7 +13,9 @@ An adapter module ``dmhub_adapter.sources.<adapter>`` exposes:
 
 The mapping loader (:mod:`dmhub_adapter.mapping.config`) knows nothing of adapters; this
 module runs both checks, so a file is accepted only when its rules and its adapter blocks are
-valid, and the mapping package never imports the sources.
+valid, and the mapping package never imports the sources. A packaged file the build compiled
+loads from its plan (:mod:`dmhub_adapter.mapping.files`), without pydantic; every other file is
+checked here.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from dmhub_adapter.mapping.config import MappingConfigError, MappingFile, mapping_path, parse_mapping
+from dmhub_adapter.mapping.files import MappingConfigError, mapping_path, read_compiled_plan
+from dmhub_adapter.mapping.plan import MappingPlan
 from dmhub_adapter.model.rules import SEED_ATTRIBUTE_BUDGET, AttributeBudget
 from dmhub_adapter.sources.base import SignedParts, Source
 
@@ -45,7 +48,7 @@ def _adapter_module(name: str) -> ModuleType:
         raise
 
 
-def check_adapter_config(mapping: MappingFile) -> list[str]:
+def check_adapter_config(mapping: MappingPlan) -> list[str]:
     """Problems with the adapter's own blocks of ``mapping`` (empty when valid)."""
     try:
         module = _adapter_module(mapping.adapter)
@@ -55,7 +58,7 @@ def check_adapter_config(mapping: MappingFile) -> list[str]:
     return list(check(mapping)) if check else []
 
 
-def check_account_secret(mapping: MappingFile, secret: Any) -> list[str]:
+def check_account_secret(mapping: MappingPlan, secret: Any) -> list[str]:
     """Problems with an account secret for ``mapping``'s source (empty when a request would find
     it usable): what the adapter needs, key material that does not decode, and fields the
     adapter does not know (a typo such as ``appkey`` for ``appKey``), with the likely name."""
@@ -80,7 +83,7 @@ def check_account_secret(mapping: MappingFile, secret: Any) -> list[str]:
     return problems
 
 
-def sign_for(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+def sign_for(mapping: MappingPlan, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
              query: Mapping[str, str], now: float) -> SignedParts:
     """Sign ``body`` for ``mapping``'s source the way its adapter or verification block says;
     raises ``ValueError`` when the adapter cannot sign (or says what is missing)."""
@@ -93,9 +96,11 @@ def sign_for(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, heade
 
 def parse_source_mapping(
     text: str, file: str, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
-) -> MappingFile:
+) -> MappingPlan:
     """Parse one mapping file (against the custom attribute ``budget``) and check its adapter
     blocks; raises :class:`MappingConfigError`."""
+    from dmhub_adapter.mapping.config import parse_mapping
+
     mapping = parse_mapping(text, file, budget=budget)
     problems = check_adapter_config(mapping)
     if problems:
@@ -104,13 +109,16 @@ def parse_source_mapping(
 
 
 @lru_cache(maxsize=64)
-def _load_cached(path: str, mtime_ns: int, budget: AttributeBudget) -> MappingFile:
+def _load_cached(path: str, mtime_ns: int, budget: AttributeBudget) -> MappingPlan:
+    compiled = read_compiled_plan(Path(path), budget)  # checked, adapter blocks too, by the build
+    if compiled is not None:
+        return compiled
     return parse_source_mapping(Path(path).read_text(encoding="utf-8"), path, budget=budget)
 
 
 def load_source_mapping(
     name: str, mappings_dir: str | None = None, *, budget: AttributeBudget = SEED_ATTRIBUTE_BUDGET
-) -> MappingFile | None:
+) -> MappingPlan | None:
     """The checked mapping of source ``name`` (``mappings_dir`` first, then the packaged ones),
     or None when no file defines it; a file reloads when it changes."""
     path = mapping_path(name, mappings_dir)

@@ -33,9 +33,10 @@ from pydantic import Field, PrivateAttr, TypeAdapter, ValidationError, field_val
 
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
 from dmhub_adapter.mapping import converters
-from dmhub_adapter.mapping.config import MappingFile, ValueSpec, block_problems
+from dmhub_adapter.mapping.config import ValueSpec, block_problems
 from dmhub_adapter.mapping.engine import MappingError, _compile_value, decode_message, split_messages
 from dmhub_adapter.mapping.functions import compile_expression, is_false, search
+from dmhub_adapter.mapping.plan import MappingPlan
 from dmhub_adapter.model.customer_event import IdentityType
 from dmhub_adapter.sources import payloads
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames, SignedParts
@@ -336,7 +337,7 @@ class GenericOptions(StrictModel):
         return value
 
 
-def check_config(mapping: MappingFile) -> list[str]:
+def check_config(mapping: MappingPlan) -> list[str]:
     """Problems with the file's verification, reply and options blocks (empty when valid)."""
     problems: list[str] = []
     if mapping.verification is not None:
@@ -408,7 +409,7 @@ def _signed_names(scheme: signatures.Verification) -> tuple[set[tuple[str, ...]]
     return headers, queries
 
 
-def _request_value_problems(mapping: MappingFile) -> list[str]:
+def _request_value_problems(mapping: MappingPlan) -> list[str]:
     """``externalId`` decides what counts as a redelivery, so a ``requestValues`` entry feeding it
     must come from a signed part of the request: an unsigned header (a delivery id) lets anyone
     holding a captured body turn it into a new event with each fresh value."""
@@ -449,7 +450,7 @@ def _request_value_problems(mapping: MappingFile) -> list[str]:
     return problems
 
 
-def secret_fields(mapping: MappingFile) -> list[str]:
+def secret_fields(mapping: MappingPlan) -> list[str]:
     """Every secret field the file names: its verification's (keys, older keys, signed secrets,
     the fallback's), its decrypt steps' keys and its ``accountValues``."""
     scheme = GenericSource(mapping).verification
@@ -470,7 +471,7 @@ def secret_fields(mapping: MappingFile) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+def check_secret(mapping: MappingPlan, secret: Mapping[str, Any]) -> list[str]:
     """Problems with an account's secret, as a request would meet them (empty when usable):
     every field the scheme needs, and key material that decodes (``whsec_``, base64, hex,
     ed25519 public keys)."""
@@ -512,7 +513,7 @@ def _pem_problems(scheme: signatures.SignatureScheme, secret: Mapping[str, Any])
     return problems
 
 
-def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+def sign_request(mapping: MappingPlan, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
                  query: Mapping[str, str], now: float) -> SignedParts:
     """``body`` signed the way the file's ``verification`` says: the timestamp set to ``now`` in
     the scheme's format, a missing signed delivery id (a name ending in ``id``) generated, then
@@ -591,7 +592,7 @@ def _key_fields(block: Any) -> set[str]:
     return names
 
 
-def _account_value_problems(mapping: MappingFile) -> list[str]:
+def _account_value_problems(mapping: MappingPlan) -> list[str]:
     """``accountValues`` copy secret fields into every message (and so into dry runs, unmapped
     reasons and logs): key material must never be one of them."""
     options = mapping.options if isinstance(mapping.options, dict) else {}
@@ -614,7 +615,7 @@ class GenericSource:
 
     Adding a platform of this kind needs one YAML file and no code (see docs/add-a-source.md).
     """
-    def __init__(self, mapping: MappingFile) -> None:
+    def __init__(self, mapping: MappingPlan) -> None:
         self.name = mapping.source
         self.mapping = mapping
         # No block at all is valid for mapping work (dry runs, tests) but never accepts a request.
@@ -943,6 +944,6 @@ def _json(status: int, body: dict[str, Any]) -> WebhookResponse:
     return json_response(status, body)
 
 
-def build(mapping: MappingFile) -> GenericSource:
+def build(mapping: MappingPlan) -> GenericSource:
     """The registry's factory for config-described sources."""
     return GenericSource(mapping)

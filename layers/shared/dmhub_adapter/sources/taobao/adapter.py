@@ -38,8 +38,9 @@ from urllib.parse import parse_qsl
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from dmhub_adapter.errors import BadRequest, MethodNotAllowed, Unauthorized, Unavailable, WebhookError
-from dmhub_adapter.mapping.config import MappingFile, block_problems
+from dmhub_adapter.mapping.config import block_problems
 from dmhub_adapter.mapping.converters import load_json
+from dmhub_adapter.mapping.plan import MappingPlan
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, MessageRejection, RequestNames, SignedParts
 from dmhub_adapter.sources.payloads import check_size, decode_text, text_codec
 from dmhub_adapter.sources.taobao.signing import (
@@ -80,7 +81,7 @@ class _Options(BaseModel):
     max_content_bytes: int = Field(default=DEFAULT_MAX_BODY_BYTES, ge=1024, le=64 * 1024 * 1024)
 
 
-def _settings(mapping: MappingFile) -> tuple[_Verification, _Options]:
+def _settings(mapping: MappingPlan) -> tuple[_Verification, _Options]:
     return _Verification.model_validate(mapping.verification or {}), _Options.model_validate(mapping.options)
 
 
@@ -88,19 +89,19 @@ def _settings(mapping: MappingFile) -> tuple[_Verification, _Options]:
 SECRET_FIELDS = ("appKey", "appSecret", "userId")
 
 
-def secret_fields(mapping: MappingFile) -> list[str]:
+def secret_fields(mapping: MappingPlan) -> list[str]:
     """Every field an account's secret may hold."""
     return list(SECRET_FIELDS)
 
 
-def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+def check_secret(mapping: MappingPlan, secret: Mapping[str, Any]) -> list[str]:
     """Problems with an account's secret (empty when usable): appKey and appSecret are needed."""
     return [f"needs a non-empty {name!r}" for name in ("appKey", "appSecret")
             if not isinstance(secret.get(name), (str, int)) or isinstance(secret.get(name), bool)
             or str(secret.get(name)) == ""]
 
 
-def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+def sign_request(mapping: MappingPlan, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
                  query: Mapping[str, str], now: float) -> SignedParts:
     """``body`` (TMC messages) signed as a relay sends it (TOP ``sign`` over the query and body;
     ``query`` may carry ``sign_method`` and extra parameters)."""
@@ -112,7 +113,7 @@ def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, h
                        raw_query=raw_query)
 
 
-def check_config(mapping: MappingFile) -> list[str]:
+def check_config(mapping: MappingPlan) -> list[str]:
     """Problems with the taobao-specific parts of a mapping file (empty when it is fine)."""
     problems: list[str] = []
     if mapping.format != "json":
@@ -220,7 +221,7 @@ def _body_text(request: WebhookRequest, charset: str) -> str:
 
 class TaobaoSource:
     """Taobao order messages relayed as a TOP-signed form post (see this package's docstring for the protocol)."""
-    def __init__(self, mapping: MappingFile) -> None:
+    def __init__(self, mapping: MappingPlan) -> None:
         self.name = mapping.source
         self.mapping = mapping
         self.verification, self.options = _settings(mapping)
@@ -416,6 +417,6 @@ def _param_variants(params: dict[str, str]) -> list[dict[str, str]]:
     return variants
 
 
-def build(mapping: MappingFile) -> TaobaoSource:
+def build(mapping: MappingPlan) -> TaobaoSource:
     """The registry's factory for the Taobao source."""
     return TaobaoSource(mapping)

@@ -32,7 +32,6 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from dmhub_adapter.errors import (
@@ -42,7 +41,8 @@ from dmhub_adapter.errors import (
     Unavailable,
     WebhookError,
 )
-from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.mapping.plan import MappingPlan
+from dmhub_adapter.records import record
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome, RequestNames
 from dmhub_adapter.sources.payloads import check_size
 from dmhub_adapter.sources.wechat import crypto as wechat_crypto
@@ -79,7 +79,7 @@ _TIMESTAMP_RE = re.compile(r"^[0-9]{1,12}$")
 # Account configuration
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class _Config:
     token: str
     aes_keys: list[str]
@@ -152,12 +152,12 @@ SECRET_FIELDS = ("token", "encodingAesKey", "previousEncodingAesKey", "appId", "
                  "timestampToleranceSeconds", "requireEncryption")
 
 
-def secret_fields(mapping: MappingFile) -> list[str]:
+def secret_fields(mapping: MappingPlan) -> list[str]:
     """Every field an account's secret may hold."""
     return list(SECRET_FIELDS)
 
 
-def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
+def check_secret(mapping: MappingPlan, secret: Mapping[str, Any]) -> list[str]:
     """Problems with an account's secret, as a request would meet them (empty when usable):
     the token, the EncodingAESKeys (43 letters or digits), the tolerance and encryption flags."""
     problems: list[str] = []
@@ -178,7 +178,7 @@ def check_secret(mapping: MappingFile, secret: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def check_config(mapping: MappingFile) -> list[str]:
+def check_config(mapping: MappingPlan) -> list[str]:
     """Problems with the wechat-specific parts of a mapping file (used by check-config)."""
     problems = []
     if mapping.format != "xml":
@@ -233,7 +233,7 @@ def _text(value: Any) -> str:
 class WeChatSource:
     """The WeChat dialect; ``binding`` overrides where signature bindings are kept (tests)."""
 
-    def __init__(self, mapping: MappingFile, *, binding: Binder | None = None) -> None:
+    def __init__(self, mapping: MappingPlan, *, binding: Binder | None = None) -> None:
         self.name = mapping.source
         self.mapping = mapping
         self._binding = binding
@@ -431,6 +431,6 @@ class WeChatSource:
         return f"WeChatSource({self.name!r})"
 
 
-def build(mapping: MappingFile) -> WeChatSource:
+def build(mapping: MappingPlan) -> WeChatSource:
     """The registry's factory for the WeChat source."""
     return WeChatSource(mapping)

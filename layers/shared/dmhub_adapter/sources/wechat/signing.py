@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.mapping.plan import MappingPlan
 from dmhub_adapter.sources.base import SignedParts
 from dmhub_adapter.sources.wechat.adapter import Mode, _text
 from dmhub_adapter.sources.wechat.crypto import encrypt, sign
@@ -77,7 +77,7 @@ def signed_request(
     return urlencode(query), body.encode("utf-8")
 
 
-def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+def sign_request(mapping: MappingPlan, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
                  query: Mapping[str, str], now: float) -> SignedParts:
     """``body`` (a plaintext push) signed as WeChat sends it: encrypted in safe mode when the
     secret has encodingAesKey and appId (``query`` ``encrypt_type=raw`` asks for plaintext)."""

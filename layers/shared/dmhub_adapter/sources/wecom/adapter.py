@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dmhub_adapter.errors import BadRequest, Forbidden, Unauthorized, Unavailable, WebhookError
-from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.mapping.plan import MappingPlan
 from dmhub_adapter.sources import msgcrypt
 from dmhub_adapter.sources.base import Account, Inbound, IngestOutcome
 from dmhub_adapter.sources.payloads import check_size
@@ -82,7 +82,7 @@ def _int_option(options: Mapping[str, Any], name: str, default: int, low: int, h
     return value
 
 
-def check_config(mapping: MappingFile) -> list[str]:
+def check_config(mapping: MappingPlan) -> list[str]:
     """Problems with the wecom-specific parts of a mapping file (used by check-config)."""
     problems = []
     if mapping.format != "xml":
@@ -116,7 +116,7 @@ def _text(value: Any) -> str:
 class WeComSource:
     """The WeCom callback dialect (see the module docstring)."""
 
-    def __init__(self, mapping: MappingFile) -> None:
+    def __init__(self, mapping: MappingPlan) -> None:
         problems = check_config(mapping)
         if problems:
             raise ValueError("; ".join(problems))
@@ -220,6 +220,6 @@ class WeComSource:
         return f"WeComSource({self.name!r})"
 
 
-def build(mapping: MappingFile) -> WeComSource:
+def build(mapping: MappingPlan) -> WeComSource:
     """The registry's factory for the WeCom source."""
     return WeComSource(mapping)

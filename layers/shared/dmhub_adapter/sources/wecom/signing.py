@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from dmhub_adapter.mapping.config import MappingFile
+from dmhub_adapter.mapping.plan import MappingPlan
 from dmhub_adapter.sources.base import SignedParts
 from dmhub_adapter.sources.msgcrypt import encrypt, sign
 
@@ -36,7 +36,7 @@ def handshake_query(secret: Mapping[str, Any], reply: str, *, now: float | None 
                       "timestamp": timestamp, "nonce": nonce, "echostr": echostr})
 
 
-def sign_request(mapping: MappingFile, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
+def sign_request(mapping: MappingPlan, secret: Mapping[str, Any], body: bytes, headers: Mapping[str, str],
                  query: Mapping[str, str], now: float) -> SignedParts:
     """``body`` (the callback's plaintext XML) encrypted and signed as WeCom sends it (``send``)."""
     raw_query, signed = signed_push(secret, body.decode("utf-8"), now=now)
