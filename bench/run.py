@@ -85,20 +85,26 @@ def p2(quick: bool, built: bool) -> None:
 
 def p3(quick: bool) -> flow_module.Throughput:
     from bench import flow
+    from bench.capacity import read_template
     from dmhub_adapter.sender.core import DEFAULT_CONCURRENCY
 
-    batches = 4 if quick else 10
+    events = 80 if quick else 200
+    batch_size = read_template().batch_size  # the SQS batch the template's event source delivers
+    batches = max(2, events // batch_size)
     concurrency = int(os.environ.get("SENDER_CONCURRENCY", str(DEFAULT_CONCURRENCY)))
     ideal = concurrency / flow.LATENCY
     sink = io.StringIO()  # the handlers' EMF metrics and warnings
     with contextlib.redirect_stdout(sink), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        on_moto = flow.sender_throughput(concurrency, batches=batches)
-        dynamo_like = flow.sender_throughput(concurrency, batches=batches, claim_write_seconds=0.005)
-        sequential = flow.sender_throughput(1, batches=max(2, batches // 4))
-        bare = flow.bare_posts(concurrency, batches=batches)
-    out(f"P3  sender throughput, emulator latency {flow.LATENCY * 1e3:.0f} ms, batches of {on_moto.batch_size}, "
-        f"concurrency {concurrency}, warm token and identities (ideal {ideal:.0f}/s)")
+        on_moto = flow.sender_throughput(concurrency, batches=batches, batch_size=batch_size)
+        dynamo_like = flow.sender_throughput(concurrency, batches=batches, batch_size=batch_size,
+                                             claim_write_seconds=0.005)
+        bare = flow.bare_posts(concurrency, batches=batches, batch_size=batch_size)
+        small = flow.sender_throughput(concurrency, batches=events // 10, batch_size=10, claim_write_seconds=0.005)
+        small_bare = flow.bare_posts(concurrency, batches=events // 10, batch_size=10)
+        sequential = flow.sender_throughput(1, batches=max(2, events // 40), batch_size=10)
+    out(f"P3  sender throughput, emulator latency {flow.LATENCY * 1e3:.0f} ms, batches of {batch_size} (the "
+        f"template's SenderBatchSize), concurrency {concurrency}, warm token and identities (ideal {ideal:.0f}/s)")
     ratio = dynamo_like.per_second / ideal
     out(ratio_line("claim writes at DynamoDB-like 5 ms, vs ideal", f"{dynamo_like.per_second:7.1f} events/s",
                    ratio, f">= {P3_TARGET}", ratio >= P3_TARGET))
@@ -110,8 +116,11 @@ def p3(quick: bool) -> flow_module.Throughput:
     ratio = dynamo_like.per_second / bare
     out(ratio_line("sender (5 ms writes) vs the transport ceiling", f"{dynamo_like.per_second:7.1f} vs {bare:5.1f}",
                    ratio, f">= {P3_CEILING_TARGET}", ratio >= P3_CEILING_TARGET))
-    out(f"  {'sequential baseline (concurrency 1, moto)':<58} {sequential.per_second:>15.1f} events/s   "
-        f"configured/sequential {on_moto.per_second / sequential.per_second:5.2f}x")
+    out(f"  {'batches of 10 (5 ms writes): sender, bare POSTs':<58} {small.per_second:>7.1f} vs {small_bare:5.1f}   "
+        f"ratio {small.per_second / ideal:6.2f} of ideal, {small.per_second / small_bare:4.2f} of the ceiling "
+        "(each invocation ends with one DELIVERED write after its last answer)")
+    out(f"  {'sequential baseline (concurrency 1, moto, batches of 10)':<58} {sequential.per_second:>15.1f} "
+        f"events/s   configured/sequential {on_moto.per_second / sequential.per_second:5.2f}x")
     per_event = {k: round(v / on_moto.events, 2) for k, v in sorted(on_moto.dmhub_calls.items())}
     out(f"  DM Hub calls per delivered event in the timed run: {per_event}")
     return dynamo_like
@@ -119,8 +128,8 @@ def p3(quick: bool) -> flow_module.Throughput:
 
 def p3_collector(quick: bool, customerevents: flow_module.Throughput | None = None) -> None:
     """P3's measurement in v1 collector mode beside customerevents mode: events per DM Hub call
-    and events/s, SQS batches of 10 (what the local poller and the template's event source give)
-    and of 100 (one full ``batchPushEvents`` call; the handler is driven directly)."""
+    and events/s, SQS batches of 10 (what the local poller gives) and of 100 (one full
+    ``batchPushEvents`` call; the handler is driven directly); customerevents at P3's batch."""
     from bench import flow
     from dmhub_adapter.dmhub.client import COLLECTOR_BATCH_MAX
     from dmhub_adapter.sender.core import DEFAULT_CONCURRENCY

@@ -37,7 +37,7 @@ def test_the_template_defaults_are_read(base: Stack) -> None:
     assert base.routes["wechat"] == Route(100, 200)
     assert base.routes["taobao"] == Route(100, 200)
     assert base.routes["generic"] == Route(50, 100)
-    assert base.sender_max_concurrency == 5 and base.batch_size == 10
+    assert base.sender_max_concurrency == 5 and base.batch_size == 50
     assert base.dmhub_cap is None  # DmHubMaxRequestsPerSecond defaults to no cap
     assert base.queue_retention_s == 345600
 
@@ -165,9 +165,9 @@ def test_costs_add_up_per_service(inputs: dict[str, Any], base: Stack) -> None:
     assert costs["DynamoDB"] == pytest.approx(
         capacity.dynamodb_writes_per_webhook(inputs) * prices["dynamodb_per_million_wru"]
         + capacity.dynamodb_reads_per_webhook(inputs) * prices["dynamodb_per_million_rru"])
-    assert costs["Lambda requests"] == pytest.approx(prices["lambda_per_million_requests"] * (1 + 1 / 10))
+    assert costs["Lambda requests"] == pytest.approx(prices["lambda_per_million_requests"] * (1 + 1 / base.batch_size))
     ingest_ms = -(-capacity.ingest_duration_ms(inputs, 1024) // 1)  # billed per whole millisecond
-    at_least = 1e6 * (ingest_ms / 1000 * 1.0 + capacity.sender_batch_seconds(base, inputs) / 10 * 0.5) \
+    at_least = 1e6 * (ingest_ms / 1000 * 1.0 + capacity.sender_batch_seconds(base, inputs) / base.batch_size * 0.5) \
         * prices["lambda_gb_second_x86"]
     assert costs["Lambda GB-s (incl. INIT)"] > at_least  # plus the INIT phases
     assert costs["of which INIT (GB-s)"] > 0

@@ -247,7 +247,7 @@ def test_dmhub_generation_endpoint_budget_and_batching_are_parameters(sam: dict[
     assert parameters["DmHubEventEndpoint"]["AllowedValues"] == ["customerevents", "collector"]
     assert parameters["DmHubCustomAttributes"]["AllowedValues"] == [5, 16]
     # a collector call carries up to 100 events; SQS needs a window of at least 1 s above 10
-    assert parameters["SenderBatchSize"]["MaxValue"] == 100 and parameters["SenderBatchSize"]["Default"] == 10
+    assert parameters["SenderBatchSize"]["MaxValue"] == 100 and parameters["SenderBatchSize"]["Default"] == 50
     assert parameters["SenderBatchingWindowSeconds"]["MinValue"] >= 1
     variables = sam["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["DMHUB_API"] == ref("DmHubApi")

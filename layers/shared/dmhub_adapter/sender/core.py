@@ -62,8 +62,9 @@ from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.store import ClaimStore
 from dmhub_adapter.store.claims import COLLECTOR_PLACEHOLDER, fingerprint
 
-# One thread per record of a full SQS batch (BatchSize 10): a smaller pool makes every
-# batch wait for two rounds of DM Hub calls.
+# Ten DM Hub calls in flight per instance: a batch of the template's 50 records goes in five
+# rounds, each record's claim write overlapping the next record's call (only the last round's
+# writes follow the batch's last answer).
 DEFAULT_CONCURRENCY = 10
 #: used when the caller has no Lambda context to ask for the remaining time
 DEFAULT_BUDGET_SECONDS = 60.0
