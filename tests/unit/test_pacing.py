@@ -20,8 +20,10 @@ from dmhub_adapter.sender.pacing import (
     PacedTransport,
     Pacer,
     PacerTimeout,
+    pace_shortfall,
     paced_transport,
     per_instance_rate,
+    starts_within,
 )
 from dmhub_adapter.settings import SenderSettings, SettingsError
 
@@ -283,3 +285,42 @@ def test_the_sender_is_paced_only_when_a_cap_is_set(cap: str | None, paced: bool
             runtime.close()
             aws.reset_clients()
             clear_credentials_cache()
+
+
+# -- what one invocation can carry ------------------------------------------------------------
+
+
+def test_starts_within_counts_the_free_first_start_and_one_per_interval() -> None:
+    fake = FakeTime()
+    pacer = Pacer(4 * HEADROOM, clock=fake.clock, sleep=fake.sleep)
+    started = 0
+    while True:
+        try:
+            pacer.acquire(max_wait=10.1 - (fake.now - 1000.0))
+        except PacerTimeout:
+            break
+        started += 1
+    assert started == starts_within(4.0, 10.1) == 1 + math.floor(10.1 * 4 * HEADROOM)
+    assert starts_within(4.0, -1.0) == 0
+
+
+@pytest.mark.parametrize(
+    ("records", "share", "seconds", "per_request", "shortfall"),
+    [
+        (50, 1.0, 29.0, 1, (50, 28)),  # 1/s each (cap 5 over 5 instances): 28 of 50
+        (50, 2.0, 29.0, 1, None),  # 56 starts carry 50
+        (10, 0.4, 29.0, 1, None),  # batches of 10 at a cap of 2/s over 5 instances
+        (10, 0.2, 29.0, 1, (10, 6)),  # but not at 1/s over 5
+        (100, 0.01, 29.0, 100, None),  # one collector call
+        (150, 0.01, 29.0, 100, (2, 1)),
+    ],
+)
+def test_pace_shortfall(records: int, share: float, seconds: float, per_request: int,
+                        shortfall: tuple[int, int] | None) -> None:
+    found = pace_shortfall(records, share, seconds, events_per_request=per_request)
+    if shortfall is None:
+        assert found is None
+        return
+    assert found is not None
+    assert (found.requests_needed, found.requests_possible) == shortfall
+    assert (found.records, found.share_per_second, found.seconds) == (records, share, seconds)

@@ -175,6 +175,47 @@ def test_when_time_runs_out_records_are_left_for_sqs(sender_env: SenderEnv) -> N
     assert sender_env.claim(1)["status"] == "QUEUED"
 
 
+def _stdout_lines(captured: str) -> list[dict[str, Any]]:
+    lines = []
+    for line in captured.splitlines():
+        try:
+            parsed = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(parsed, dict):
+            lines.append(parsed)
+    return lines
+
+
+@pytest.mark.parametrize(("cap", "warned"), [("2", True), ("200", False)])
+def test_a_batch_larger_than_the_instances_share_of_the_cap_is_reported(
+    sender_env: SenderEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, cap: str, warned: bool
+) -> None:
+    """At a cap of 2/s over 2 instances (0.95 starts/s each), 2.8 s carry 3 requests: a batch of
+    6 cannot all start, and the operator is told so (log and metric) before its tail goes back."""
+    monkeypatch.setenv("DMHUB_MAX_REQUESTS_PER_SECOND", cap)
+    monkeypatch.setenv("SENDER_MAX_INSTANCES", "2")
+    handler.reset_runtime()
+    sender_env.enqueue([queued(n, customer_id=7) for n in range(1, 7)])
+    capsys.readouterr()
+    caplog.clear()
+    response, _ = sender_env.run(Context(millis=3000))
+    metrics = [line for line in _stdout_lines(capsys.readouterr().out) if "BatchesOverCapShare" in line]
+    warnings = [record.__dict__ for record in caplog.records if "share of the DM Hub cap" in record.getMessage()]
+    if not warned:
+        assert warnings == [] and metrics == []
+        assert response == {"batchItemFailures": []}
+        return
+    assert len(warnings) == 1
+    assert {key: warnings[0][key] for key in ("records", "requests_needed", "requests_possible")} == {
+        "records": 6, "requests_needed": 6, "requests_possible": 3,
+    }
+    assert warnings[0]["levelname"] == "WARNING"
+    assert [line["BatchesOverCapShare"] for line in metrics] == [[1.0]]  # EMF: one value, 1
+    assert response["batchItemFailures"]  # the tail went back to SQS, as warned
+
+
 def test_validation_error_goes_to_dlq_and_the_rest_is_delivered(sender_env: SenderEnv) -> None:
     sender_env.dmhub.configure(event_types=["c_order_paid"])
     sender_env.enqueue([queued(1), queued(2, event="c_not_registered"), queued(3)])

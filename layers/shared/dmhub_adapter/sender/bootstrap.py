@@ -16,18 +16,19 @@ after the fix) instead of failing every cold start.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 from dmhub_adapter import aws
-from dmhub_adapter.dmhub.client import DmhubClient, Timeouts, TokenGrant
+from dmhub_adapter.dmhub.client import COLLECTOR_BATCH_MAX, DmhubClient, Timeouts, TokenGrant
 from dmhub_adapter.dmhub.identity import IdentityResolver
 from dmhub_adapter.dmhub.token import SharedToken
 from dmhub_adapter.observability import MetricsSink, Telemetry, publish_outcome
 from dmhub_adapter.secrets import load_credentials
 from dmhub_adapter.sender.core import BatchStats, Sender
-from dmhub_adapter.sender.pacing import paced_transport
+from dmhub_adapter.sender.pacing import pace_shortfall, paced_transport
 from dmhub_adapter.sender.retry import RetryPolicy
 from dmhub_adapter.settings import SenderSettings
 from dmhub_adapter.store.claims import ClaimTable
@@ -46,6 +47,8 @@ class SenderMetric(StrEnum):
     LEFT_FOR_REDELIVERY = "LeftForRedelivery"
     TOKEN_FETCHES = "TokenFetches"  # noqa: S105 - a metric name
     DMHUB_LATENCY = "DmhubLatency"
+    #: batches larger than this instance's share of the DM Hub cap can start before the deadline
+    BATCHES_OVER_CAP_SHARE = "BatchesOverCapShare"
 
 
 class CallRecorder:
@@ -179,6 +182,9 @@ class SenderFunction:
             publish_outcome(BatchStats(records=len(records), left_for_retry=len(records),
                                        reasons=[f"sender not ready: {type(exc).__name__}"]))
             return {"batchItemFailures": [{"itemIdentifier": r["messageId"]} for r in records]}
+        share = self.settings.dmhub_rate_per_instance
+        if share is not None:
+            self._check_pace(len(records), share, current.sender, context, sink)
         response, stats = current.sender.process_batch(event, context)
         publish(sink, stats)
         publish_outcome(stats)
@@ -194,6 +200,31 @@ class SenderFunction:
             },
         )
         return response
+
+    def _check_pace(self, records: int, share: float, sender: Sender, context: Any, sink: MetricsSink) -> None:
+        """Warn (and count) when the batch needs more DM Hub requests than the instance's share
+        of the cap can start before the deadline: its tail will go back to SQS, and repeated
+        receives end in the dead-letter queue (the fix is a smaller ``SenderBatchSize``)."""
+        remaining = None
+        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
+            remaining = int(context.get_remaining_time_in_millis())
+        seconds = sender.deadline_for(remaining) - time.monotonic()
+        per_request = COLLECTOR_BATCH_MAX if sender.collector else 1
+        shortfall = pace_shortfall(records, share, seconds, events_per_request=per_request)
+        if shortfall is None:
+            return
+        sink.count(SenderMetric.BATCHES_OVER_CAP_SHARE, 1)
+        self.telemetry.logger.warning(
+            "batch larger than this instance's share of the DM Hub cap can start before the deadline; "
+            "lower SenderBatchSize",
+            extra={
+                "records": shortfall.records,
+                "requests_needed": shortfall.requests_needed,
+                "requests_possible": shortfall.requests_possible,
+                "share_per_second": round(shortfall.share_per_second, 3),
+                "seconds": round(shortfall.seconds, 1),
+            },
+        )
 
 
 def publish(sink: MetricsSink, stats: BatchStats) -> None:

@@ -11,6 +11,11 @@ starts that left evenly spaced; paced at exactly its share, a fleet measured 104
 the busiest second at a cap of 100 (``bench/rate_cap.py``). Each instance therefore paces at 95 %
 of its share: a late request then at most fills the slot the margin left free.
 
+An instance's share bounds what one invocation can deliver: at ``s`` requests per second and
+``t`` seconds before its deadline, about ``s x t`` events (customerevents, v2). A larger SQS batch
+leaves its tail to SQS, where each receive counts toward the dead-letter queue; the sender logs
+such a batch (:func:`pace_shortfall`) so the batch size can be lowered.
+
 A 429 still reaches the sender as :class:`~dmhub_adapter.dmhub.errors.RateLimited` (its retry
 waits ``Retry-After``), and it also holds the instance's pacer for that long, so the other
 threads of the batch do not keep knocking meanwhile.
@@ -23,11 +28,14 @@ the call as ``httpx.PoolTimeout``, a retryable transport error, instead of outli
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
 
 import httpx
+
+from dmhub_adapter.records import record
 
 #: the longest hold a 429 without a usable Retry-After puts on the pacer
 DEFAULT_HOLD_SECONDS = 1.0
@@ -89,6 +97,45 @@ def per_instance_rate(cap: float, instances: int) -> float:
     if cap <= 0 or instances < 1:
         raise ValueError(f"need a positive cap and at least one instance, got {cap} and {instances}")
     return cap / instances
+
+
+def starts_within(share: float, seconds: float, *, headroom: float = HEADROOM) -> int:
+    """How many requests an instance paced at ``share x headroom`` per second can start in
+    ``seconds`` (the first starts at once, then one per interval)."""
+    if seconds < 0:
+        return 0
+    return 1 + math.floor(seconds * share * headroom)
+
+
+@record(frozen=True)
+class PaceShortfall:
+    """A batch that needs more DM Hub requests than this instance's share of the cap can start
+    before the invocation's deadline: the records it cannot start go back to SQS, and each such
+    receive counts toward ``maxReceiveCount`` (then the dead-letter queue)."""
+
+    records: int
+    requests_needed: int
+    requests_possible: int
+    share_per_second: float
+    seconds: float
+
+
+def pace_shortfall(
+    records: int, share: float, seconds: float, *, events_per_request: int = 1
+) -> PaceShortfall | None:
+    """The shortfall of a batch of ``records`` (at least one request per
+    ``events_per_request`` records: 1 for customerevents and v2, 100 for the collector) at this
+    instance's ``share`` of the cap with ``seconds`` left; None when the pace can carry it.
+
+    Example::
+
+        pace_shortfall(50, share=1.0, seconds=29.0)  # 50 needed, 28 possible: a shortfall
+    """
+    needed = -(-records // max(1, events_per_request))
+    possible = starts_within(share, seconds)
+    if needed <= possible:
+        return None
+    return PaceShortfall(records, needed, possible, share, seconds)
 
 
 def _retry_after(value: str | None) -> float:
