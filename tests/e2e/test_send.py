@@ -44,13 +44,23 @@ def test_send_sample_prints_the_externalids_to_trace(stack: RunningStack, name: 
     args = command.split(" ", 4)[2:]  # dmhub-adapter trace SOURCE ACCOUNT 'ID'
     external_id = args[2].strip("'")
 
+    answers: list[subprocess.CompletedProcess[str]] = []
+
     def traced() -> dict[str, object] | None:
         answer = run(stack, "trace", args[0], args[1], external_id, "--no-dmhub")
+        answers.append(answer)
         report = json.loads(answer.stdout)
         return report if report["claim"] and report["claim"]["status"] in ("DELIVERED", "FAILED") else None
 
-    # each poll is a fresh CLI process (about 1-3 s on a busy machine), so allow several
-    report = wait_for(traced, 60, what="the claim's final status")
+    # each poll is a fresh CLI process (about 1-3 s on a busy machine), so allow several; when
+    # none finds a final status, the message says what the last one printed
+    try:
+        report = wait_for(traced, 60, what="the claim's final status")
+    except AssertionError as exc:
+        last = answers[-1] if answers else None
+        detail = "no trace answered" if last is None else (
+            f"{len(answers)} traces; the last exited {last.returncode}: {last.stdout} {last.stderr}")
+        raise AssertionError(f"{exc}; command {command!r}; {detail}") from None
     # doudian's identity may not be created: with customerevents the sender resolves identities and
     # dead-letters that one; identity-keyed modes (collector, v2) leave the binding to DM Hub
     refused = name == "doudian-paid" and stack.mode == "v1-customerevents"
