@@ -98,3 +98,39 @@ def test_sender_outcomes_and_failed_never_overwrites_delivered(store: tuple[Clai
     item = claims.get("s#a#1")
     assert item is not None and (item["status"], item["dmhubId"]) == ("DELIVERED", "123")
     assert claims.claim("s#a#1").status is ClaimStatus.DELIVERED
+
+
+@pytest.mark.parametrize("outcome", ["DELIVERED", "FAILED"])
+def test_a_sender_faster_than_mark_queued_is_not_undone(store: tuple[ClaimTable, Clock], outcome: str) -> None:
+    """The message is on the queue before the ingest marks QUEUED, so the sender can finish
+    first: the late mark_queued records the message id and leaves the outcome alone."""
+    claims, _ = store
+    claim = claims.claim("s#a#1")
+    if outcome == "DELIVERED":
+        claims.mark_delivered("s#a#1", 42)
+    else:
+        claims.mark_failed("s#a#1", "refused")
+
+    assert claims.mark_queued("s#a#1", str(claim.lease), "mid-1")
+
+    item = claims.get("s#a#1")
+    assert item is not None
+    assert (item["status"], item["messageId"]) == (outcome, "mid-1")
+    assert "lease" not in item and "leaseUntil" not in item
+    assert item.get("dmhubId") == ("42" if outcome == "DELIVERED" else None)
+    later = claims.claim("s#a#1")
+    assert not later.acquired and later.status is ClaimStatus(outcome)
+
+
+def test_a_late_mark_queued_of_a_taken_over_claim_still_changes_nothing(store: tuple[ClaimTable, Clock]) -> None:
+    claims, clock = store
+    first = claims.claim("s#a#1")
+    clock.now += 11
+    second = claims.claim("s#a#1")
+    claims.mark_delivered("s#a#1", 7)
+
+    assert not claims.mark_queued("s#a#1", str(first.lease), "mid-old")
+    item = claims.get("s#a#1")
+    assert item is not None and item["status"] == "DELIVERED" and item.get("messageId") is None
+    assert claims.mark_queued("s#a#1", str(second.lease), "mid-new")
+    assert claims.get("s#a#1")["messageId"] == "mid-new"  # type: ignore[index]

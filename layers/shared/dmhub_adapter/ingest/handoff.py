@@ -5,6 +5,7 @@ Per event (key ``{source}#{account}#{externalId}``)::
     claim (conditional put) ─ acquired ─▶ PENDING, lease L, TTL = dedup window
         │                                   │ SendMessageBatch (failed entries retried)
         │                                   ├─ sent ──▶ mark_queued (on lease L) ──▶ QUEUED
+        │                                   │    (the sender already done: DELIVERED / FAILED stay)
         │                                   └─ not sent ─▶ release (on lease L) ──▶ absent, 503
         ├─ QUEUED / DELIVERED / FAILED ──▶ duplicate: acknowledged, counted, not enqueued
         └─ PENDING, lease running ──▶ in flight elsewhere: wait, then re-claim (see below)

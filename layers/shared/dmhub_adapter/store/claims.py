@@ -7,6 +7,8 @@ State machine (``status``)::
     PENDING ──mark_queued (still holding the lease)──▶ QUEUED
     PENDING ──release (enqueue failed)──▶ (absent)
     QUEUED  ──sender──▶ DELIVERED (dmhubId) | FAILED (reason)
+    PENDING ──sender (faster than mark_queued)──▶ DELIVERED | FAILED; mark_queued then only
+            records the message id: a claim never moves back
 
 A claim is a lease: if the ingest dies between claim and enqueue, the lease lapses and the
 platform's retry claims again. Every item carries ``expiresAt`` (DynamoDB TTL) for the
@@ -140,17 +142,30 @@ class ClaimTable:
         return Claim(key=key, acquired=True, lease=taken, lease_until_ms=int((now + seconds) * 1000))
 
     def mark_queued(self, key: str, lease: str, message_id: str | None) -> bool:
-        """PENDING → QUEUED if we still hold the lease; False when it was taken over."""
-        return self.leases.complete(
+        """PENDING → QUEUED if we still hold the lease; False when it was taken over.
+
+        The message is on the queue before this write, so the sender may already have marked
+        the claim DELIVERED or FAILED: a claim never moves back. Then only the message id and
+        the time are recorded (and the lease dropped), and the answer is True."""
+        mid, now = string(message_id or "-"), number(self.clock())
+        if self.leases.complete(
             key,
             lease,
             "SET #status = :queued, messageId = :mid, queuedAt = :now",
             names={"#status": "status"},
-            values={
-                ":queued": string(ClaimStatus.QUEUED.value),
-                ":mid": string(message_id or "-"),
-                ":now": number(self.clock()),
-            },
+            values={":queued": string(ClaimStatus.QUEUED.value), ":pending": string(ClaimStatus.PENDING.value),
+                    ":mid": mid, ":now": now},
+            condition="#status = :pending",
+        ):
+            return True
+        return self.leases.complete(
+            key,
+            lease,
+            "SET messageId = :mid, queuedAt = :now",
+            names={"#status": "status"},
+            values={":delivered": string(ClaimStatus.DELIVERED.value), ":failed": string(ClaimStatus.FAILED.value),
+                    ":mid": mid, ":now": now},
+            condition="#status IN (:delivered, :failed)",
         )
 
     def release(self, key: str, lease: str) -> bool:

@@ -156,16 +156,18 @@ class LeaseTable:
         names: Mapping[str, str] | None = None,
         values: Mapping[str, AttributeValueTypeDef] | None = None,
         drop_lease: bool = True,
+        condition: str | None = None,
     ) -> bool:
         """Apply ``update`` (a ``SET …`` expression) while holding ``lease``, dropping the lease
-        with it by default; False when the lease was lost."""
+        with it by default; False when the lease was lost or ``condition`` (a further condition
+        expression) does not hold."""
         expression = update + (" REMOVE #lease, #leaseUntil" if drop_lease else "")
         try:
             self.client.update_item(
                 TableName=self.table,
                 Key={KEY: string(key)},
                 UpdateExpression=expression,
-                ConditionExpression="#lease = :lease",
+                ConditionExpression="#lease = :lease" + (f" AND ({condition})" if condition else ""),
                 ExpressionAttributeNames={"#lease": LEASE, "#leaseUntil": LEASE_UNTIL, **(names or {})},
                 ExpressionAttributeValues={":lease": string(lease), **(values or {})},
             )
