@@ -205,10 +205,7 @@ class SenderFunction:
         """Warn (and count) when the batch needs more DM Hub requests than the instance's share
         of the cap can start before the deadline: its tail will go back to SQS, and repeated
         receives end in the dead-letter queue (the fix is a smaller ``SenderBatchSize``)."""
-        remaining = None
-        if context is not None and hasattr(context, "get_remaining_time_in_millis"):
-            remaining = int(context.get_remaining_time_in_millis())
-        seconds = sender.deadline_for(remaining) - time.monotonic()
+        seconds = sender.deadline_of(context) - time.monotonic()
         per_request = COLLECTOR_BATCH_MAX if sender.collector else 1
         shortfall = pace_shortfall(records, share, seconds, events_per_request=per_request)
         if shortfall is None:

@@ -381,13 +381,17 @@ class Sender:
         budget = DEFAULT_BUDGET_SECONDS if remaining_ms is None else remaining_ms / 1000
         return time.monotonic() + budget - self.policy.safety_margin
 
-    def process_batch(self, event: dict[str, Any], context: Any = None) -> tuple[dict[str, Any], BatchStats]:
-        """Process an SQS event, its records on a bounded thread pool; returns the partial batch
-        response (``{"batchItemFailures": [...]}``) and the counts."""
+    def deadline_of(self, context: Any) -> float:
+        """:meth:`deadline_for` the time a Lambda context has left (the default budget without one)."""
         remaining = None
         if context is not None and hasattr(context, "get_remaining_time_in_millis"):
             remaining = int(context.get_remaining_time_in_millis())
-        deadline = self.deadline_for(remaining)
+        return self.deadline_for(remaining)
+
+    def process_batch(self, event: dict[str, Any], context: Any = None) -> tuple[dict[str, Any], BatchStats]:
+        """Process an SQS event, its records on a bounded thread pool; returns the partial batch
+        response (``{"batchItemFailures": [...]}``) and the counts."""
+        deadline = self.deadline_of(context)
         stats = BatchStats(records=len(event.get("Records") or []))
 
         def record_handler(record: SqsRecord) -> str:
