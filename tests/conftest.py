@@ -4,6 +4,7 @@ can reach real AWS; integration tests talk to moto_server over HTTP."""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import socket
 from collections.abc import Callable, Iterator
@@ -28,6 +29,11 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 ROOT = Path(__file__).resolve().parent.parent
 EVENTS_DIR = ROOT / "events"
+
+
+def emf(output: str) -> list[dict[str, Any]]:
+    """The JSON objects among printed lines: embedded-metric blobs (and JSON log lines)."""
+    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 def free_port() -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -10,6 +9,7 @@ from aws_lambda_powertools import Metrics
 
 from dmhub_adapter.ingest.metrics import Metric
 from dmhub_adapter.observability import PowertoolsMetrics, RecordingMetrics
+from tests.conftest import emf
 
 
 @pytest.fixture
@@ -19,10 +19,6 @@ def metrics() -> Iterator[Metrics]:
     shared.clear_metrics()
     yield shared
     shared.clear_metrics()
-
-
-def emf(output: str) -> list[dict[str, object]]:
-    return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
 def test_plain_counts_join_the_set_with_the_source_dimension(

@@ -16,6 +16,7 @@ import pytest
 from dmhub_adapter.dmhub.client import DmhubClient
 from dmhub_adapter.dmhub.token import SharedToken
 from dmhub_adapter.store.tokens import TokenTable
+from tests.conftest import emf
 from tests.integration.sender.conftest import Context, SenderEnv, queued
 from tests.sender_app import handler
 
@@ -175,18 +176,6 @@ def test_when_time_runs_out_records_are_left_for_sqs(sender_env: SenderEnv) -> N
     assert sender_env.claim(1)["status"] == "QUEUED"
 
 
-def _stdout_lines(captured: str) -> list[dict[str, Any]]:
-    lines = []
-    for line in captured.splitlines():
-        try:
-            parsed = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(parsed, dict):
-            lines.append(parsed)
-    return lines
-
-
 @pytest.mark.parametrize(("cap", "warned"), [("2", True), ("200", False)])
 def test_a_batch_larger_than_the_instances_share_of_the_cap_is_reported(
     sender_env: SenderEnv, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
@@ -201,7 +190,7 @@ def test_a_batch_larger_than_the_instances_share_of_the_cap_is_reported(
     capsys.readouterr()
     caplog.clear()
     response, _ = sender_env.run(Context(millis=3000))
-    metrics = [line for line in _stdout_lines(capsys.readouterr().out) if "BatchesOverCapShare" in line]
+    metrics = [line for line in emf(capsys.readouterr().out) if "BatchesOverCapShare" in line]
     warnings = [record.__dict__ for record in caplog.records if "share of the DM Hub cap" in record.getMessage()]
     if not warned:
         assert warnings == [] and metrics == []
