@@ -8,7 +8,7 @@ VENV313 ?= .venv313
 BIN313 := $(VENV313)/bin
 STAMP313 := $(VENV313)/.installed
 
-.PHONY: dev test lint typecheck unit integration e2e reliability bench clean plans
+.PHONY: dev test chromium lint typecheck unit integration e2e reliability bench clean plans
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,13 @@ ARGS ?=
 dev: $(STAMP) plans
 	$(BIN)/dmhub-adapter dev $(ARGS)
 
+## Chromium for the console's browser tests, installed with apt when missing (CHROMIUM overrides)
+chromium:
+	bash scripts/ensure_chromium.sh
+
 ## the whole test suite: lint, types, unit, integration, end-to-end; then the unit and
 ## integration suites again on python3.13, the Lambda runtime's version
-test: $(STAMP) $(STAMP313) plans
+test: $(STAMP) $(STAMP313) plans chromium
 	$(BIN)/ruff check layers tools functions tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/pytest -q -p no:cacheprovider
@@ -53,7 +57,7 @@ unit: $(STAMP) plans
 integration: $(STAMP) plans
 	$(BIN)/pytest -q tests/integration
 
-e2e: $(STAMP) plans
+e2e: $(STAMP) plans chromium
 	$(BIN)/pytest -q tests/e2e
 
 reliability: $(STAMP) plans
